@@ -1,0 +1,155 @@
+/**
+ * Aggregates as pure functions: `decide(command, state)` returns the events to record (or a domain error), and
+ * `evolve(state, event)` folds an event into the state. The `events` Schema (a union of tagged structs or classes)
+ * encodes events for storage: `_tag` becomes the stored `type`, the rest of the encoded value becomes `data`.
+ *
+ * @example
+ * ```ts
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * class Incremented extends Schema.TaggedClass<Incremented>()("Incremented", { by: Schema.Number }) {}
+ *
+ * const Counter = Aggregate.make({
+ *   name: "counter",
+ *   events: Incremented,
+ *   initialState: 0,
+ *   decide: (command: { readonly by: number }, _state) => Either.right([new Incremented({ by: command.by })]),
+ *   evolve: (state, event) => state + event.by
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as Either from "effect/Either"
+import type * as Schema from "effect/Schema"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@effect-eventsourcing/core/Aggregate")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * The encoded form every event must have: a string `_tag`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tagged {
+  readonly _tag: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Aggregate<State, Command, Event, E = never> {
+  readonly [TypeId]: TypeId
+  /** The stream category: stream ids are `"<name>-<id>"`. */
+  readonly name: string
+  readonly events: Schema.Schema<Event, Tagged>
+  readonly state: Schema.Schema<State, unknown> | undefined
+  readonly commands: Schema.Schema<Command, unknown> | undefined
+  readonly initialState: State
+  readonly decide: (command: Command, state: State) => Either.Either<ReadonlyArray<Event>, E>
+  readonly evolve: (state: State, event: Event) => State
+  /** Event types that are skipped when loading (events retired from the domain). */
+  readonly retired: ReadonlySet<string>
+  /** Take a snapshot every N events (used when a `SnapshotStore` is provided and `state` is set). */
+  readonly snapshotEvery: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace Aggregate {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export type State<A> = A extends Aggregate<infer S, infer _C, infer _Ev, infer _E> ? S : never
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export type Command<A> = A extends Aggregate<infer _S, infer C, infer _Ev, infer _E> ? C : never
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export type Event<A> = A extends Aggregate<infer _S, infer _C, infer Ev, infer _E> ? Ev : never
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export type Error<A> = A extends Aggregate<infer _S, infer _C, infer _Ev, infer E> ? E : never
+}
+
+/**
+ * Defines an aggregate. `State`, `Command`, `Event` and the domain error `E` are inferred: `Event` from the
+ * `events` Schema, `State` from `initialState` (or the `state` Schema), `Command` from `commands` or from the
+ * annotation of `decide`'s first parameter, `E` from `decide`'s `Either`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <
+  Event,
+  EventEncoded extends Tagged,
+  State,
+  Command,
+  E = never,
+  StateEncoded = State,
+  CommandEncoded = Command
+>(options: {
+  readonly name: string
+  readonly events: Schema.Schema<Event, EventEncoded>
+  readonly state?: Schema.Schema<State, StateEncoded>
+  readonly commands?: Schema.Schema<Command, CommandEncoded>
+  readonly initialState: State
+  readonly decide: (command: Command, state: State) => Either.Either<ReadonlyArray<NoInfer<Event>>, E>
+  readonly evolve: (state: State, event: NoInfer<Event>) => NoInfer<State>
+  readonly retired?: ReadonlyArray<string>
+  readonly snapshotEvery?: number
+}): Aggregate<State, Command, Event, E> => ({
+  [TypeId]: TypeId,
+  name: options.name,
+  events: options.events as unknown as Schema.Schema<Event, Tagged>,
+  state: options.state as unknown as Schema.Schema<State, unknown> | undefined,
+  commands: options.commands as unknown as Schema.Schema<Command, unknown> | undefined,
+  initialState: options.initialState,
+  decide: options.decide,
+  evolve: options.evolve,
+  retired: new Set(options.retired ?? []),
+  snapshotEvery: options.snapshotEvery
+})
+
+/**
+ * Folds events into a state, starting from `from` (default: the aggregate's initial state).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const fold = <State, Command, Event, E>(
+  aggregate: Aggregate<State, Command, Event, E>,
+  events: Iterable<Event>,
+  from?: State
+): State => {
+  let state = from === undefined ? aggregate.initialState : from
+  for (const event of events) state = aggregate.evolve(state, event)
+  return state
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isAggregate = (u: unknown): u is Aggregate<unknown, unknown, unknown, unknown> =>
+  typeof u === "object" && u !== null && TypeId in u

@@ -1,0 +1,93 @@
+/**
+ * An in-memory {@link EventStore.EventStore} with the same semantics as the PostgreSQL store: all four expected
+ * versions, atomic batches, gap-safe global reads and subscriptions, scoped locks. Appending costs O(events
+ * appended); nothing scans other streams. Time comes from Effect's `Clock`, so `TestClock` works.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as EventStore from "./EventStore.js"
+import * as internal from "./internal/memoryStore.js"
+
+/**
+ * A commit held "in flight" by {@link Control.holdNextCommit}: its positions are reserved but it is not visible until
+ * `release`. Later commits become durable meanwhile, yet global readers and subscribers must not pass the hole.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HeldCommit {
+  /** Waits until an append has reserved its positions, and returns them. */
+  readonly reserved: Effect.Effect<ReadonlyArray<number>>
+  /** Lets the held commit become visible. */
+  readonly release: Effect.Effect<void>
+}
+
+/**
+ * Test hooks of the in-memory store.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Control extends Context.Tag("@effect-eventsourcing/core/InMemoryEventStore/Control")<
+  Control,
+  {
+    /** The next append (or appendMany) reserves its positions, then waits for `release`. */
+    readonly holdNextCommit: Effect.Effect<HeldCommit>
+  }
+>() {}
+
+/**
+ * A handler run inside every append's commit, before it becomes visible; if it fails the append fails with
+ * `EventStoreError` and nothing is stored. `onDelete` runs when a stream is deleted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InlineHandler extends internal.InlineHandler {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly inline?: ReadonlyArray<InlineHandler>
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options?: Options): Effect.Effect<EventStore.EventStore.Service> =>
+  Effect.map(internal.make(options), (_) => _.store)
+
+/**
+ * The store together with its test hooks.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWithControl = (
+  options?: Options
+): Effect.Effect<{ readonly store: EventStore.EventStore.Service; readonly control: Control["Type"] }> =>
+  internal.make(options)
+
+/**
+ * A fresh store (and its {@link Control}) per layer build.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWith = (options?: Options): Layer.Layer<EventStore.EventStore | Control> =>
+  Layer.effectContext(
+    Effect.map(internal.make(options), ({ control, store }) =>
+      Context.make(EventStore.EventStore, store).pipe(Context.add(Control, control)))
+  )
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<EventStore.EventStore | Control> = layerWith()

@@ -1,0 +1,34 @@
+/**
+ * @since 0.1.0
+ */
+export * as Aggregate from "./Aggregate.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CommandHandler from "./CommandHandler.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as EventStore from "./EventStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ExpectedVersion from "./ExpectedVersion.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as InMemoryEventStore from "./InMemoryEventStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Repository from "./Repository.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as StreamId from "./StreamId.js"

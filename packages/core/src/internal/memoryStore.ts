@@ -1,0 +1,360 @@
+import * as Chunk from "effect/Chunk"
+import * as DateTime from "effect/DateTime"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as EventStore from "../EventStore.js"
+import * as ExpectedVersion from "../ExpectedVersion.js"
+import type { StreamId } from "../StreamId.js"
+
+/** @internal */
+export interface HeldCommit {
+  readonly reserved: Effect.Effect<ReadonlyArray<number>>
+  readonly release: Effect.Effect<void>
+}
+
+/** @internal */
+export interface Control {
+  readonly holdNextCommit: Effect.Effect<HeldCommit>
+}
+
+/** @internal */
+export interface InlineHandler {
+  readonly handle: (events: ReadonlyArray<EventStore.RecordedEvent>) => Effect.Effect<void, unknown>
+  readonly onDelete?: (streamId: StreamId) => Effect.Effect<void, unknown>
+}
+
+/** @internal */
+export interface Options {
+  readonly inline?: ReadonlyArray<InlineHandler>
+}
+
+interface StreamState {
+  readonly events: Array<EventStore.RecordedEvent>
+  /** the version including commits that are reserved but not yet visible */
+  reserved: number
+}
+
+interface Lock {
+  readonly semaphore: Effect.Semaphore
+  refs: number
+}
+
+interface Pending {
+  readonly positions: Deferred.Deferred<ReadonlyArray<number>>
+  readonly release: Deferred.Deferred<void>
+}
+
+const PAGE = 1024
+
+const newSignal = () => Deferred.unsafeMake<void>(FiberId.none)
+
+const copyJson = (value: unknown): unknown => {
+  const text = JSON.stringify(value)
+  if (text === undefined) throw new TypeError("not a JSON value")
+  return JSON.parse(text)
+}
+
+/** @internal */
+export const make = (
+  options: Options = {}
+): Effect.Effect<{ readonly store: EventStore.EventStore.Service; readonly control: Control }> =>
+  Effect.sync(() => {
+    const streams = new Map<string, StreamState>()
+    /** index = position - 1; `undefined` for reserved, deleted or aborted positions */
+    const log: Array<EventStore.RecordedEvent | undefined> = []
+    /** first positions of the commits that are reserved but not yet visible */
+    const inFlight = new Set<number>()
+    const holds: Array<Pending> = []
+    const locks = new Map<string, Lock>()
+    let signal = newSignal()
+    const inline = options.inline ?? []
+
+    const visibleUpTo = (): number => {
+      let watermark = log.length
+      for (const first of inFlight) {
+        if (first - 1 < watermark) watermark = first - 1
+      }
+      return watermark
+    }
+
+    const notify = () => {
+      const current = signal
+      signal = newSignal()
+      Deferred.unsafeDone(current, Exit.void)
+    }
+
+    const visibleVersion = (stream: StreamState | undefined): number =>
+      stream === undefined || stream.events.length === 0 ? 0 : stream.events[stream.events.length - 1]!.version
+
+    interface Prepared {
+      readonly streamId: StreamId
+      readonly stream: StreamState | undefined
+      readonly from: number
+      readonly events: ReadonlyArray<EventStore.EventData>
+    }
+
+    /** Checks every request against the current (reserved) versions without writing anything. */
+    const check = (
+      requests: ReadonlyArray<EventStore.AppendRequest>
+    ): Exit.Exit<ReadonlyArray<Prepared>, EventStore.ConcurrencyConflict | EventStore.EventStoreError> => {
+      const tentative = new Map<string, number>()
+      const prepared: Array<Prepared> = []
+      for (const request of requests) {
+        const stream = streams.get(request.streamId)
+        const actual = tentative.get(request.streamId) ?? stream?.reserved ?? 0
+        if (!ExpectedVersion.matches(request.expected, actual)) {
+          return Exit.fail(
+            new EventStore.ConcurrencyConflict({ streamId: request.streamId, expected: request.expected, actual })
+          )
+        }
+        tentative.set(request.streamId, actual + request.events.length)
+        prepared.push({ streamId: request.streamId, stream, from: actual, events: request.events })
+      }
+      return Exit.succeed(prepared)
+    }
+
+    const commitUnsafe = (
+      method: string,
+      requests: ReadonlyArray<EventStore.AppendRequest>
+    ): Effect.Effect<
+      ReadonlyArray<EventStore.AppendResult>,
+      EventStore.ConcurrencyConflict | EventStore.EventStoreError
+    > =>
+      Effect.flatMap(DateTime.now, (
+        recordedAt
+      ): Effect.Effect<
+        ReadonlyArray<EventStore.AppendResult>,
+        EventStore.ConcurrencyConflict | EventStore.EventStoreError
+      > => {
+        const checked = check(requests)
+        if (Exit.isFailure(checked)) {
+          return checked as Exit.Exit<never, EventStore.ConcurrencyConflict | EventStore.EventStoreError>
+        }
+        const prepared = checked.value
+        // encode (copy) everything before reserving anything, so bad input writes nothing
+        const built: Array<Array<EventStore.RecordedEvent>> = []
+        let position = log.length + 1
+        try {
+          for (const p of prepared) {
+            const events: Array<EventStore.RecordedEvent> = []
+            for (let i = 0; i < p.events.length; i++) {
+              const e = p.events[i]!
+              if (typeof e.type !== "string" || e.type.length === 0) {
+                throw new TypeError("event type must be a non-empty string")
+              }
+              events.push({
+                id: e.id ?? globalThis.crypto.randomUUID(),
+                streamId: p.streamId,
+                version: p.from + i + 1,
+                position: position++,
+                type: e.type,
+                data: copyJson(e.data),
+                metadata: e.metadata === undefined ? {} : copyJson(e.metadata) as EventStore.EventMetadata,
+                recordedAt
+              })
+            }
+            built.push(events)
+          }
+        } catch (cause) {
+          return Effect.fail(new EventStore.EventStoreError({ method, cause }))
+        }
+        const results: Array<EventStore.AppendResult> = prepared.map((p, i) => {
+          const events = built[i]!
+          return {
+            version: p.from + events.length,
+            position: events.length === 0 ? 0 : events[events.length - 1]!.position
+          }
+        })
+        const all = built.flat()
+        if (all.length === 0) {
+          return Effect.succeed(results)
+        }
+
+        // reserve: versions and positions belong to this commit from now on
+        const first = all[0]!.position
+        for (let i = 0; i < prepared.length; i++) {
+          const p = prepared[i]!
+          let stream = streams.get(p.streamId)
+          if (stream === undefined) {
+            stream = { events: [], reserved: 0 }
+            streams.set(p.streamId, stream)
+          }
+          stream.reserved = Math.max(stream.reserved, results[i]!.version)
+        }
+        for (let i = 0; i < all.length; i++) log.push(undefined)
+
+        const publish = Effect.sync(() => {
+          for (const event of all) {
+            const stream = streams.get(event.streamId)
+            if (stream === undefined) continue // deleted while in flight
+            stream.events.push(event)
+            log[event.position - 1] = event
+          }
+          inFlight.delete(first)
+          notify()
+          return results
+        })
+
+        const runInline = inline.length === 0
+          ? Effect.void
+          : Effect.forEach(inline, (handler) => handler.handle(all), { discard: true })
+
+        const hold = holds.shift()
+        if (hold === undefined && inline.length === 0) return publish
+
+        inFlight.add(first)
+        const rollback = Effect.sync(() => {
+          // leave a hole: the positions are never reused, versions go back
+          for (let i = 0; i < prepared.length; i++) {
+            const stream = streams.get(prepared[i]!.streamId)
+            if (stream !== undefined && stream.reserved === results[i]!.version) {
+              stream.reserved = visibleVersion(stream)
+            }
+          }
+          inFlight.delete(first)
+          notify()
+        })
+        const waitForRelease = hold === undefined
+          ? Effect.void
+          : Deferred.succeed(hold.positions, all.map((e) => e.position)).pipe(
+            Effect.zipRight(Deferred.await(hold.release))
+          )
+        return waitForRelease.pipe(
+          Effect.zipRight(
+            Effect.mapError(runInline, (cause) => new EventStore.EventStoreError({ method, cause }))
+          ),
+          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : rollback),
+          Effect.zipRight(publish)
+        )
+      })
+
+    // with inline handlers a commit is no longer one synchronous step: run commits one at a time so that a
+    // failing handler can give its versions back without disturbing another writer
+    const commitLock = Effect.unsafeMakeSemaphore(1)
+    const commit = inline.length === 0
+      ? commitUnsafe
+      : (method: string, requests: ReadonlyArray<EventStore.AppendRequest>) =>
+        commitLock.withPermits(1)(commitUnsafe(method, requests))
+
+    const readAllFrom = (
+      from: number,
+      filter: EventStore.Filter | undefined,
+      upTo: () => number
+    ): Stream.Stream<EventStore.RecordedEvent> =>
+      Stream.suspend(() => {
+        let cursor = Math.max(1, from) - 1
+        return Stream.repeatEffectChunkOption(Effect.suspend(() => {
+          const end = Math.min(upTo(), cursor + PAGE)
+          if (end <= cursor) return Effect.fail(Option.none())
+          const out: Array<EventStore.RecordedEvent> = []
+          for (let p = cursor + 1; p <= end; p++) {
+            const event = log[p - 1]
+            if (event !== undefined && EventStore.matchesFilter(filter, event)) out.push(event)
+          }
+          cursor = end
+          return Effect.succeed(Chunk.unsafeFromArray(out))
+        }))
+      })
+
+    const store = EventStore.make({
+      append: (streamId, events, expected) =>
+        Effect.map(commit("append", [{ streamId, events, expected }]), (results) => results[0]!),
+      appendMany: (requests) => commit("appendMany", requests),
+      read: (streamId, options = {}) =>
+        Stream.suspend(() => {
+          const events = streams.get(streamId)?.events ?? []
+          const last = events.length === 0 ? 0 : events[events.length - 1]!.version
+          const from = Math.max(1, options.from ?? 1)
+          const to = Math.min(last, options.to ?? last)
+          if (to < from || (options.limit !== undefined && options.limit <= 0)) return Stream.empty
+          const offset = events[0]!.version
+          let slice = events.slice(from - offset, to - offset + 1)
+          if (options.direction === "backward") slice = slice.reverse()
+          if (options.limit !== undefined) slice = slice.slice(0, options.limit)
+          return Stream.fromChunk(Chunk.unsafeFromArray(slice))
+        }),
+      streamVersion: (streamId) => Effect.sync(() => visibleVersion(streams.get(streamId))),
+      readAll: (options = {}) => {
+        const stream = Stream.suspend(() => {
+          const upTo = visibleUpTo()
+          return readAllFrom(options.from ?? 1, options.filter, () => upTo)
+        })
+        return options.limit === undefined ? stream : Stream.take(stream, options.limit)
+      },
+      subscribe: (options = {}) =>
+        Stream.suspend(() => {
+          let cursor = Math.max(1, options.from ?? 1) - 1
+          return Stream.repeatEffectChunk(Effect.suspend(() => {
+            const end = Math.min(visibleUpTo(), cursor + PAGE)
+            if (end <= cursor) {
+              return Effect.as(Deferred.await(signal), Chunk.empty<EventStore.RecordedEvent>())
+            }
+            const out: Array<EventStore.RecordedEvent> = []
+            for (let p = cursor + 1; p <= end; p++) {
+              const event = log[p - 1]
+              if (event !== undefined && EventStore.matchesFilter(options.filter, event)) out.push(event)
+            }
+            cursor = end
+            return Effect.succeed(Chunk.unsafeFromArray(out))
+          }))
+        }),
+      delete: (streamId) =>
+        Effect.suspend(() => {
+          const runHooks = Effect.forEach(
+            inline,
+            (handler) => handler.onDelete === undefined ? Effect.void : handler.onDelete(streamId),
+            { discard: true }
+          ).pipe(Effect.mapError((cause) => new EventStore.EventStoreError({ method: "delete", cause })))
+          return Effect.zipRight(
+            runHooks,
+            Effect.sync(() => {
+              const stream = streams.get(streamId)
+              if (stream === undefined) return
+              for (const event of stream.events) log[event.position - 1] = undefined
+              streams.delete(streamId)
+              notify()
+            })
+          )
+        }),
+      lock: (streamId) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.suspend(() => {
+            let lock = locks.get(streamId)
+            if (lock === undefined) {
+              lock = { semaphore: Effect.unsafeMakeSemaphore(1), refs: 0 }
+              locks.set(streamId, lock)
+            }
+            const entry = lock
+            entry.refs++
+            const forget = Effect.sync(() => {
+              entry.refs--
+              if (entry.refs === 0) locks.delete(streamId)
+            })
+            return restore(entry.semaphore.take(1)).pipe(
+              Effect.onInterrupt(() => forget),
+              Effect.zipRight(Effect.addFinalizer(() => Effect.zipRight(entry.semaphore.release(1), forget)))
+            )
+          })
+        )
+    })
+
+    const control: Control = {
+      holdNextCommit: Effect.sync(() => {
+        const pending: Pending = {
+          positions: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
+          release: Deferred.unsafeMake<void>(FiberId.none)
+        }
+        holds.push(pending)
+        return {
+          reserved: Deferred.await(pending.positions),
+          release: Effect.asVoid(Deferred.succeed(pending.release, undefined))
+        }
+      })
+    }
+
+    return { store, control }
+  })

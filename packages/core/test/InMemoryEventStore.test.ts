@@ -1,0 +1,63 @@
+import { EventStore, ExpectedVersion, InMemoryEventStore, StreamId } from "@effect-eventsourcing/core"
+import { assert, describe, it } from "@effect/vitest"
+import { Chunk, Effect, Either, Fiber, Stream } from "effect"
+
+const s = (id: string) => StreamId.unsafeMake("acc", id)
+const ev = (n: number): EventStore.EventData => ({ type: "Deposited", data: { amount: n } })
+
+describe("InMemoryEventStore", () => {
+  it.effect("appends and reads back with versions and positions", () =>
+    Effect.gen(function*() {
+      const store = yield* InMemoryEventStore.make()
+      const r1 = yield* store.append(s("1"), [ev(1), ev(2)], ExpectedVersion.NoStream)
+      assert.deepStrictEqual(r1, { version: 2, position: 2 })
+      const r2 = yield* store.append(s("2"), [ev(3)], ExpectedVersion.NoStream)
+      assert.deepStrictEqual(r2, { version: 1, position: 3 })
+      const events = yield* Stream.runCollect(store.read(s("1")))
+      assert.deepStrictEqual(Chunk.toArray(events).map((e) => [e.version, e.position, e.data]), [
+        [1, 1, { amount: 1 }],
+        [2, 2, { amount: 2 }]
+      ])
+      assert.strictEqual(yield* store.streamVersion(s("1")), 2)
+      assert.strictEqual(yield* store.streamVersion(s("nope")), 0)
+    }))
+
+  it.effect("enforces expected versions with the real actual version", () =>
+    Effect.gen(function*() {
+      const store = yield* InMemoryEventStore.make()
+      yield* store.append(s("1"), [ev(1)], ExpectedVersion.NoStream)
+      const conflict = yield* Effect.flip(store.append(s("1"), [ev(2)], ExpectedVersion.Exact(0)))
+      assert.strictEqual(conflict._tag, "ConcurrencyConflict")
+      assert.strictEqual(conflict.actual, 1)
+      const missing = yield* Effect.flip(store.append(s("2"), [ev(2)], ExpectedVersion.StreamExists))
+      assert.strictEqual(missing.actual, 0)
+    }))
+
+  it.effect("exactly one of N concurrent writers with the same expected version wins", () =>
+    Effect.gen(function*() {
+      const store = yield* InMemoryEventStore.make()
+      const results = yield* Effect.all(
+        Array.from({ length: 20 }, (_, i) => Effect.either(store.append(s("race"), [ev(i)], ExpectedVersion.NoStream))),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(results.filter(Either.isRight).length, 1)
+      assert.strictEqual(yield* store.streamVersion(s("race")), 1)
+    }))
+
+  it.effect("subscribers never pass a held commit", () =>
+    Effect.gen(function*() {
+      const { control, store } = yield* InMemoryEventStore.makeWithControl()
+      const held = yield* control.holdNextCommit
+      const slow = yield* Effect.fork(store.append(s("a"), [ev(1)], ExpectedVersion.Any))
+      const positions = yield* held.reserved
+      assert.deepStrictEqual(positions, [1])
+      yield* store.append(s("b"), [ev(2)], ExpectedVersion.Any)
+      // position 2 is committed but 1 is still in flight: readers see nothing yet
+      assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.readAll())), 0)
+      const sub = yield* Effect.fork(Stream.runCollect(Stream.take(store.subscribe(), 2)))
+      yield* held.release
+      yield* Fiber.join(slow)
+      const seen = yield* Fiber.join(sub)
+      assert.deepStrictEqual(Chunk.toArray(seen).map((e) => e.position), [1, 2])
+    }))
+})
