@@ -59,10 +59,9 @@ export interface Options<Command> {
  * @category models
  */
 export type HandlerError =
-  | EventStore.ConcurrencyConflict
+  | EventStore.AppendError
   | EventStore.EventDecodeError
   | EventStore.EventEncodeError
-  | EventStore.EventStoreError
   | StreamId.InvalidStreamId
 
 /**

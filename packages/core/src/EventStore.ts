@@ -228,6 +228,54 @@ export class EventEncodeError extends Schema.TaggedError<EventEncodeError>()("Ev
 }
 
 /**
+ * An event id given by the caller is already stored, but not as part of the same batch: another stream, another
+ * version, or other content. Re-sending exactly a batch that was committed (same ids, same stream, same order and
+ * content) is not an error: the append returns the original result. Nothing was written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EventIdConflict extends Schema.TaggedError<EventIdConflict>()("EventIdConflict", {
+  streamId: Schema.String,
+  eventId: Schema.String,
+  reason: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Event id ${this.eventId} appended to ${this.streamId} conflicts with a stored event: ${this.reason}`
+  }
+}
+
+/**
+ * The connection was lost while committing and the store could not find out whether the commit happened (it checks
+ * by event id when it can). Retrying with the same event ids is safe: an already committed batch is recognised.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CommitOutcomeUnknown extends Schema.TaggedError<CommitOutcomeUnknown>()("CommitOutcomeUnknown", {
+  method: Schema.String,
+  cause: Schema.Defect
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `EventStore.${this.method}: the outcome of the commit is unknown: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * The failures of an append besides infrastructure ones.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AppendError = ConcurrencyConflict | EventIdConflict | CommitOutcomeUnknown | EventStoreError
+
+/**
  * An infrastructure failure of the store (connection, SQL, ...). The cause is kept for logs.
  *
  * @since 0.1.0
@@ -280,11 +328,11 @@ export declare namespace EventStore {
       streamId: StreamId,
       events: ReadonlyArray<EventData>,
       expected: ExpectedVersion.ExpectedVersion
-    ) => Effect.Effect<AppendResult, ConcurrencyConflict | EventStoreError>
+    ) => Effect.Effect<AppendResult, AppendError>
     /** Appends to several streams as one unit of work: all requests commit, or none. */
     readonly appendMany: (
       requests: ReadonlyArray<AppendRequest>
-    ) => Effect.Effect<ReadonlyArray<AppendResult>, ConcurrencyConflict | EventStoreError>
+    ) => Effect.Effect<ReadonlyArray<AppendResult>, AppendError>
     /** The events of one stream. */
     readonly read: (streamId: StreamId, options?: ReadOptions) => Stream.Stream<RecordedEvent, EventStoreError>
     /** The stream's version, 0 when it has no events. */
@@ -350,7 +398,7 @@ export const append = (
   streamId: StreamId,
   events: ReadonlyArray<EventData>,
   expected: ExpectedVersion.ExpectedVersion
-): Effect.Effect<AppendResult, ConcurrencyConflict | EventStoreError, EventStore> =>
+): Effect.Effect<AppendResult, AppendError, EventStore> =>
   Effect.flatMap(EventStore, (store) => store.append(streamId, events, expected))
 
 /**

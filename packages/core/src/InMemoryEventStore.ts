@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as EventStore from "./EventStore.js"
 import * as internal from "./internal/memoryStore.js"
+import type * as Projection from "./Projection.js"
 
 /**
  * A commit held "in flight" by {@link Control.holdNextCommit}: its positions are reserved but it is not visible until
@@ -40,20 +41,14 @@ export class Control extends Context.Tag("@effect-eventsourcing/core/InMemoryEve
 >() {}
 
 /**
- * A handler run inside every append's commit, before it becomes visible; if it fails the append fails with
- * `EventStoreError` and nothing is stored. `onDelete` runs when a stream is deleted.
+ * `inline`: projections run inside every append's commit, before it becomes visible; if one fails the append fails
+ * with `EventStoreError` and nothing is stored. Their `onDelete` runs when a stream is deleted.
  *
  * @since 0.1.0
  * @category models
  */
-export interface InlineHandler extends internal.InlineHandler {}
-
-/**
- * @since 0.1.0
- * @category models
- */
 export interface Options {
-  readonly inline?: ReadonlyArray<InlineHandler>
+  readonly inline?: ReadonlyArray<Projection.Projection<unknown>>
 }
 
 /**

@@ -111,10 +111,7 @@ export interface Repository<State, Command, Event, E> {
     metadata?: EventStore.EventMetadata
   ) => Effect.Effect<
     EventStore.AppendResult,
-    | EventStore.ConcurrencyConflict
-    | EventStore.EventEncodeError
-    | EventStore.EventStoreError
-    | StreamId.InvalidStreamId,
+    EventStore.AppendError | EventStore.EventEncodeError | StreamId.InvalidStreamId,
     EventStore.EventStore
   >
 }

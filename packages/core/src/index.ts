@@ -26,7 +26,17 @@ export * as InMemoryEventStore from "./InMemoryEventStore.js"
 /**
  * @since 0.1.0
  */
+export * as Projection from "./Projection.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Repository from "./Repository.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SnapshotStore from "./SnapshotStore.js"
 
 /**
  * @since 0.1.0

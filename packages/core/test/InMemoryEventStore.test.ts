@@ -27,9 +27,11 @@ describe("InMemoryEventStore", () => {
       const store = yield* InMemoryEventStore.make()
       yield* store.append(s("1"), [ev(1)], ExpectedVersion.NoStream)
       const conflict = yield* Effect.flip(store.append(s("1"), [ev(2)], ExpectedVersion.Exact(0)))
+      assert(conflict instanceof EventStore.ConcurrencyConflict)
       assert.strictEqual(conflict._tag, "ConcurrencyConflict")
       assert.strictEqual(conflict.actual, 1)
       const missing = yield* Effect.flip(store.append(s("2"), [ev(2)], ExpectedVersion.StreamExists))
+      assert(missing instanceof EventStore.ConcurrencyConflict)
       assert.strictEqual(missing.actual, 0)
     }))
 

@@ -8,6 +8,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
+import type * as Projection from "../Projection.js"
 import type { StreamId } from "../StreamId.js"
 
 /** @internal */
@@ -22,14 +23,8 @@ export interface Control {
 }
 
 /** @internal */
-export interface InlineHandler {
-  readonly handle: (events: ReadonlyArray<EventStore.RecordedEvent>) => Effect.Effect<void, unknown>
-  readonly onDelete?: (streamId: StreamId) => Effect.Effect<void, unknown>
-}
-
-/** @internal */
 export interface Options {
-  readonly inline?: ReadonlyArray<InlineHandler>
+  readonly inline?: ReadonlyArray<Projection.Projection<unknown>>
 }
 
 interface StreamState {
@@ -52,6 +47,21 @@ const PAGE = 1024
 
 const newSignal = () => Deferred.unsafeMake<void>(FiberId.none)
 
+const jsonEquals = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
+  }
+  if (Array.isArray(b)) return false
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  return ka.length === kb.length &&
+    ka.every((k) =>
+      Object.hasOwn(b, k) && jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
+    )
+}
+
 const copyJson = (value: unknown): unknown => {
   const text = JSON.stringify(value)
   if (text === undefined) throw new TypeError("not a JSON value")
@@ -70,6 +80,7 @@ export const make = (
     const inFlight = new Set<number>()
     const holds: Array<Pending> = []
     const locks = new Map<string, Lock>()
+    const ids = new Map<string, EventStore.RecordedEvent>()
     let signal = newSignal()
     const inline = options.inline ?? []
 
@@ -97,6 +108,69 @@ export const make = (
       readonly events: ReadonlyArray<EventStore.EventData>
     }
 
+    /**
+     * Idempotency by event id: `undefined` when no given id is known (the normal path), the original results when
+     * every request is a batch that was committed before, an `EventIdConflict` otherwise.
+     */
+    const replayed = (
+      requests: ReadonlyArray<EventStore.AppendRequest>
+    ): Exit.Exit<ReadonlyArray<EventStore.AppendResult>, EventStore.EventIdConflict> | undefined => {
+      let seen: Set<string> | undefined
+      let known = 0
+      let total = 0
+      for (const request of requests) {
+        for (const event of request.events) {
+          if (event.id === undefined) continue
+          seen ??= new Set()
+          if (seen.has(event.id)) {
+            return Exit.fail(
+              new EventStore.EventIdConflict({
+                streamId: request.streamId,
+                eventId: event.id,
+                reason: "the id appears twice in the same append"
+              })
+            )
+          }
+          seen.add(event.id)
+          total++
+          if (ids.has(event.id)) known++
+        }
+      }
+      if (known === 0) return undefined
+      const results: Array<EventStore.AppendResult> = []
+      for (const request of requests) {
+        let last: EventStore.RecordedEvent | undefined
+        for (const event of request.events) {
+          const stored = event.id === undefined ? undefined : ids.get(event.id)
+          const reason = stored === undefined
+            ? (event.id === undefined ? "the batch mixes new events with stored ones" : undefined)
+            : stored.streamId !== request.streamId
+            ? `it is stored in stream ${stored.streamId}`
+            : last !== undefined && stored.version !== last.version + 1
+            ? "it is stored at another version"
+            : stored.type !== event.type || !jsonEquals(stored.data, event.data)
+            ? "it is stored with other content"
+            : undefined
+          if (stored === undefined || reason !== undefined) {
+            return Exit.fail(
+              new EventStore.EventIdConflict({
+                streamId: request.streamId,
+                eventId: event.id ?? "",
+                reason: reason ?? "the batch mixes new events with stored ones"
+              })
+            )
+          }
+          last = stored
+        }
+        if (last === undefined) {
+          results.push({ version: visibleVersion(streams.get(request.streamId)), position: 0 })
+        } else {
+          results.push({ version: last.version, position: last.position })
+        }
+      }
+      return total === known ? Exit.succeed(results) : undefined
+    }
+
     /** Checks every request against the current (reserved) versions without writing anything. */
     const check = (
       requests: ReadonlyArray<EventStore.AppendRequest>
@@ -122,14 +196,16 @@ export const make = (
       requests: ReadonlyArray<EventStore.AppendRequest>
     ): Effect.Effect<
       ReadonlyArray<EventStore.AppendResult>,
-      EventStore.ConcurrencyConflict | EventStore.EventStoreError
+      EventStore.AppendError
     > =>
       Effect.flatMap(DateTime.now, (
         recordedAt
       ): Effect.Effect<
         ReadonlyArray<EventStore.AppendResult>,
-        EventStore.ConcurrencyConflict | EventStore.EventStoreError
+        EventStore.AppendError
       > => {
+        const replay = replayed(requests)
+        if (replay !== undefined) return replay
         const checked = check(requests)
         if (Exit.isFailure(checked)) {
           return checked as Exit.Exit<never, EventStore.ConcurrencyConflict | EventStore.EventStoreError>
@@ -193,6 +269,7 @@ export const make = (
             if (stream === undefined) continue // deleted while in flight
             stream.events.push(event)
             log[event.position - 1] = event
+            ids.set(event.id, event)
           }
           inFlight.delete(first)
           notify()
@@ -201,7 +278,9 @@ export const make = (
 
         const runInline = inline.length === 0
           ? Effect.void
-          : Effect.forEach(inline, (handler) => handler.handle(all), { discard: true })
+          : Effect.forEach(inline, (projection) => Effect.forEach(all, projection.handle, { discard: true }), {
+            discard: true
+          })
 
         const hold = holds.shift()
         if (hold === undefined && inline.length === 0) return publish
@@ -314,7 +393,10 @@ export const make = (
             Effect.sync(() => {
               const stream = streams.get(streamId)
               if (stream === undefined) return
-              for (const event of stream.events) log[event.position - 1] = undefined
+              for (const event of stream.events) {
+                log[event.position - 1] = undefined
+                ids.delete(event.id)
+              }
               streams.delete(streamId)
               notify()
             })
