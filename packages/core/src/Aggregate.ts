@@ -94,42 +94,75 @@ export declare namespace Aggregate {
 
 /**
  * Defines an aggregate. `State`, `Command`, `Event` and the domain error `E` are inferred: `Event` from the
- * `events` Schema, `State` from `initialState` (or the `state` Schema), `Command` from `commands` or from the
- * annotation of `decide`'s first parameter, `E` from `decide`'s `Either`.
+ * `events` Schema, `State` from the `state` Schema (or from `initialState` when there is none), `Command` from
+ * `commands` or from the annotation of `decide`'s first parameter, `E` from every `Either` that `decide` returns.
+ *
+ * One TypeScript limit: a literal written in `evolve`'s returned object (`{ ...state, status: "closed" }`) is
+ * widened to `string` while the call is being inferred. Write `"closed" as const`, or annotate the return type.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = <
+export function make<
   Event,
   EventEncoded extends Tagged,
   State,
   Command,
-  E = never,
-  StateEncoded = State,
+  Decision extends Either.Either<ReadonlyArray<Event>, unknown>,
+  StateEncoded,
   CommandEncoded = Command
 >(options: {
   readonly name: string
   readonly events: Schema.Schema<Event, EventEncoded>
-  readonly state?: Schema.Schema<State, StateEncoded>
+  readonly state: Schema.Schema<State, StateEncoded>
   readonly commands?: Schema.Schema<Command, CommandEncoded>
-  readonly initialState: State
-  readonly decide: (command: Command, state: State) => Either.Either<ReadonlyArray<NoInfer<Event>>, E>
-  readonly evolve: (state: State, event: NoInfer<Event>) => NoInfer<State>
+  readonly initialState: NoInfer<State>
+  readonly decide: (command: Command, state: NoInfer<State>) => Decision
+  readonly evolve: (state: NoInfer<State>, event: NoInfer<Event>) => State
   readonly retired?: ReadonlyArray<string>
   readonly snapshotEvery?: number
-}): Aggregate<State, Command, Event, E> => ({
-  [TypeId]: TypeId,
-  name: options.name,
-  events: options.events as unknown as Schema.Schema<Event, Tagged>,
-  state: options.state as unknown as Schema.Schema<State, unknown> | undefined,
-  commands: options.commands as unknown as Schema.Schema<Command, unknown> | undefined,
-  initialState: options.initialState,
-  decide: options.decide,
-  evolve: options.evolve,
-  retired: new Set(options.retired ?? []),
-  snapshotEvery: options.snapshotEvery
-})
+}): Aggregate<State, Command, Event, Either.Either.Left<Decision>>
+export function make<
+  Event,
+  EventEncoded extends Tagged,
+  State,
+  Command,
+  Decision extends Either.Either<ReadonlyArray<Event>, unknown>,
+  CommandEncoded = Command
+>(options: {
+  readonly name: string
+  readonly events: Schema.Schema<Event, EventEncoded>
+  readonly commands?: Schema.Schema<Command, CommandEncoded>
+  readonly initialState: State
+  readonly decide: (command: Command, state: NoInfer<State>) => Decision
+  readonly evolve: (state: NoInfer<State>, event: NoInfer<Event>) => NoInfer<State>
+  readonly retired?: ReadonlyArray<string>
+  readonly snapshotEvery?: number
+}): Aggregate<State, Command, Event, Either.Either.Left<Decision>>
+export function make(options: {
+  readonly name: string
+  readonly events: Schema.Schema<unknown, Tagged>
+  readonly state?: Schema.Schema<unknown, unknown>
+  readonly commands?: Schema.Schema<unknown, unknown>
+  readonly initialState: unknown
+  readonly decide: (command: unknown, state: unknown) => Either.Either<ReadonlyArray<unknown>, unknown>
+  readonly evolve: (state: unknown, event: unknown) => unknown
+  readonly retired?: ReadonlyArray<string>
+  readonly snapshotEvery?: number
+}): Aggregate<unknown, unknown, unknown, unknown> {
+  return {
+    [TypeId]: TypeId,
+    name: options.name,
+    events: options.events,
+    state: options.state,
+    commands: options.commands,
+    initialState: options.initialState,
+    decide: options.decide,
+    evolve: options.evolve,
+    retired: new Set(options.retired ?? []),
+    snapshotEvery: options.snapshotEvery
+  }
+}
 
 /**
  * Folds events into a state, starting from `from` (default: the aggregate's initial state).

@@ -1,0 +1,41 @@
+/**
+ * The example program: a few commands against whatever `EventStore` Layer is provided.
+ */
+import { CommandHandler, EventStore, Repository } from "@effect-eventsourcing/core"
+import { Console, Effect, Stream } from "effect"
+import { Account, CloseAccount, Deposit, OpenAccount, Withdraw } from "./Account.js"
+
+export const handle = CommandHandler.make(Account)
+export const accounts = Repository.make(Account)
+
+export const program = (id: string) =>
+  Effect.gen(function*() {
+    yield* handle(id, new OpenAccount({ owner: "Ada" }))
+    yield* handle(id, new Deposit({ amount: 100 }))
+    yield* handle(id, new Withdraw({ amount: 30 }))
+
+    // a command the domain refuses: the typed error flows through unchanged, nothing is written
+    const refused = yield* handle(id, new Withdraw({ amount: 1_000 })).pipe(
+      Effect.catchTag("InsufficientFunds", (e) =>
+        Effect.as(Console.log(`refused: balance ${e.balance}, requested ${e.requested}`), "refused" as const))
+    )
+
+    const { state, version } = yield* accounts.load(id)
+    yield* Console.log(`account ${id} at version ${version}:`, state)
+
+    const store = yield* EventStore.EventStore
+    const streamId = yield* accounts.streamId(id)
+    yield* Stream.runForEach(
+      store.read(streamId),
+      (e) =>
+        Console.log(`  #${e.version} (position ${e.position}) ${e.type} ${JSON.stringify(e.data)}`)
+    )
+
+    // a closed account refuses deposits
+    yield* handle(id, new Withdraw({ amount: 70 }))
+    yield* handle(id, new CloseAccount())
+    const afterClose = yield* handle(id, new Deposit({ amount: 5 })).pipe(Effect.either)
+    yield* Console.log(`deposit after close:`, afterClose._tag === "Left" ? afterClose.left._tag : "accepted")
+
+    return { state, version, refused }
+  })
