@@ -49,7 +49,7 @@ expectType<Equals<Aggregate.Aggregate.Event<typeof Counter>, Added | Cleared>>(t
 expectType<Equals<Aggregate.Aggregate.Error<typeof Counter>, TooBig | AlreadyEmpty>>(true)
 
 // Command from the annotation of decide's first parameter, State from initialState, E = never
-const Simple = Aggregate.make({
+export const Simple = Aggregate.make({
   name: "simple",
   events: Added,
   initialState: 0,
@@ -61,14 +61,14 @@ expectType<Equals<Aggregate.Aggregate.Command<typeof Simple>, { readonly by: num
 expectType<Equals<Aggregate.Aggregate.Error<typeof Simple>, never>>(true)
 
 // the handler's error channel is the domain errors plus the store's, and it requires the EventStore
-const handle = CommandHandler.make(Counter)
+export const handle = CommandHandler.make(Counter)
 type HandleEffect = ReturnType<typeof handle>
 expectType<Equals<Effect.Effect.Error<HandleEffect>, TooBig | AlreadyEmpty | CommandHandler.HandlerError>>(true)
 expectType<Equals<Effect.Effect.Context<HandleEffect>, EventStore.EventStore>>(true)
 expectType<Equals<Effect.Effect.Success<HandleEffect>["state"], State>>(true)
 
 // load fails with AggregateNotFound; loadOption does not
-const repo = Repository.make(Counter)
+export const repo = Repository.make(Counter)
 expectType<
   Equals<Effect.Effect.Error<ReturnType<typeof repo.load>>, EventStore.AggregateNotFound | Repository.LoadError>
 >(true)
