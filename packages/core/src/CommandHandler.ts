@@ -17,11 +17,16 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import { dual } from "effect/Function"
+import { globalValue } from "effect/GlobalValue"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Aggregate from "./Aggregate.js"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import { codec, encodeAll } from "./internal/codec.js"
+import * as Snapshots from "./internal/snapshots.js"
 import * as Repository from "./Repository.js"
 import type * as StreamId from "./StreamId.js"
 
@@ -73,6 +78,42 @@ export interface CommandHandler<State, Command, Event, E> {
 }
 
 /**
+ * Metadata that every command handled in this fiber (and its children) stores with its events: set it once per
+ * request, e.g. `{ correlationId, causationId, userId }`. The handler adds `traceId` and `spanId` of the current
+ * span.
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export const currentMetadata: FiberRef.FiberRef<EventStore.EventMetadata> = globalValue(
+  Symbol.for("@effect-eventsourcing/core/CommandHandler/currentMetadata"),
+  () => FiberRef.unsafeMake<EventStore.EventMetadata>({})
+)
+
+/**
+ * Runs an effect with more ambient metadata (merged over the current one).
+ *
+ * @example
+ * ```ts
+ * import { CommandHandler } from "@effect-eventsourcing/core"
+ *
+ * // in a request handler:
+ * // handle(id, command).pipe(CommandHandler.withMetadata({ correlationId: request.id, userId }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category context
+ */
+export const withMetadata: {
+  (metadata: EventStore.EventMetadata): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, metadata: EventStore.EventMetadata): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, metadata: EventStore.EventMetadata): Effect.Effect<A, E, R> =>
+    Effect.locallyWith(self, currentMetadata, (current) => ({ ...current, ...metadata }))
+)
+
+/**
  * Ten immediate retries: a conflict means another writer made progress, so reloading at once is right; no delay also
  * keeps handlers usable under `TestClock`.
  *
@@ -90,11 +131,25 @@ export const make = <State, Command, Event, E>(
   options: Options<Command> = {}
 ): CommandHandler<State, Command, Event, E> => {
   const repository = Repository.make(aggregate)
+  const snapshots = Snapshots.make(aggregate)
+  const every = aggregate.snapshotEvery ?? 0
   const { encode } = codec(aggregate)
   const retry = options.retry ?? defaultRetry
-  const metadataOf = typeof options.metadata === "function"
+  const staticMetadata = typeof options.metadata === "function"
     ? options.metadata
     : () => options.metadata as EventStore.EventMetadata | undefined
+
+  const metadataOf = (command: Command): Effect.Effect<EventStore.EventMetadata> =>
+    Effect.flatMap(FiberRef.get(currentMetadata), (ambient) =>
+      Effect.map(Effect.option(Effect.currentSpan), (span) => {
+        const own = staticMetadata(command)
+        const metadata: Record<string, unknown> = { ...ambient, ...own }
+        if (Option.isSome(span)) {
+          metadata.traceId = span.value.traceId
+          metadata.spanId = span.value.spanId
+        }
+        return metadata as EventStore.EventMetadata
+      }))
 
   const once = (
     store: EventStore.EventStore.Service,
@@ -108,16 +163,22 @@ export const make = <State, Command, Event, E>(
       if (events.length === 0) {
         return Effect.succeed({ events, state: loaded.state, version: loaded.version, position: 0 })
       }
-      const encoded = encodeAll(encode, loaded.streamId, events, metadataOf(command))
-      if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-      return Effect.map(
-        store.append(loaded.streamId, encoded.right, ExpectedVersion.Exact(loaded.version)),
-        ({ position, version }) => {
-          let state = loaded.state
-          for (const event of events) state = aggregate.evolve(state, event)
-          return { events, state, version, position }
-        }
-      )
+      return Effect.flatMap(metadataOf(command), (metadata): Effect.Effect<Result<State, Event>, HandlerError> => {
+        const encoded = encodeAll(encode, loaded.streamId, events, metadata)
+        if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+        return Effect.flatMap(
+          store.append(loaded.streamId, encoded.right, ExpectedVersion.Exact(loaded.version)),
+          ({ position, version }) => {
+            let state = loaded.state
+            for (const event of events) state = aggregate.evolve(state, event)
+            const result = { events, state, version, position }
+            // snapshot when the command crossed a multiple of `snapshotEvery` (in the background, never failing)
+            return every > 0 && Math.floor(version / every) > Math.floor(loaded.version / every)
+              ? Effect.as(snapshots.maybeSave(loaded.streamId, state, version, version - every), result)
+              : Effect.succeed(result)
+          }
+        )
+      })
     })
 
   return (id, command) =>

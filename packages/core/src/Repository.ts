@@ -25,6 +25,8 @@ import type * as Aggregate from "./Aggregate.js"
 import * as EventStore from "./EventStore.js"
 import type * as ExpectedVersion from "./ExpectedVersion.js"
 import { codec, encodeAll } from "./internal/codec.js"
+import * as Snapshots from "./internal/snapshots.js"
+import * as SnapshotStore from "./SnapshotStore.js"
 import * as StreamId from "./StreamId.js"
 
 /**
@@ -103,6 +105,12 @@ export interface Repository<State, Command, Event, E> {
     id: string,
     options?: EventStore.ReadOptions
   ) => Stream.Stream<Event, LoadError, EventStore.EventStore>
+  /**
+   * Deletes the aggregate's stream (GDPR) and its snapshots. The store tells inline projections (`onDelete`).
+   */
+  readonly delete: (
+    id: string
+  ) => Effect.Effect<void, EventStore.EventStoreError | StreamId.InvalidStreamId, EventStore.EventStore>
   /** Encodes and appends events; an event that does not encode is refused before anything is written. */
   readonly append: (
     id: string,
@@ -124,17 +132,36 @@ export const make = <State, Command, Event, E>(
   aggregate: Aggregate.Aggregate<State, Command, Event, E>
 ): Repository<State, Command, Event, E> => {
   const { decode, encode } = codec(aggregate)
+  const snapshots = Snapshots.make(aggregate)
   const streamIdOf = (id: string) => StreamId.make(aggregate.name, id)
 
-  /** Folds a stream of recorded events from `start`, decoding each; returns the state and last version. */
+  /**
+   * Folds a stream of recorded events from `start`, decoding each; returns the state and last version. With
+   * `snapshot`, the first event must be the one the snapshot ended with, recorded before it was taken (so the stream
+   * was not deleted and re-created since); otherwise the result is `undefined`.
+   */
   const foldStream = (
     events: Stream.Stream<EventStore.RecordedEvent, EventStore.EventStoreError>,
-    start: { readonly state: State; readonly version: number }
-  ): Effect.Effect<{ state: State; version: number }, EventStore.EventDecodeError | EventStore.EventStoreError> =>
+    start: { readonly state: State; readonly version: number },
+    snapshot?: { readonly takenAt: DateTime.Utc }
+  ): Effect.Effect<
+    { state: State; version: number } | undefined,
+    EventStore.EventDecodeError | EventStore.EventStoreError
+  > =>
     Effect.suspend(() => {
       const acc = { state: start.state, version: start.version }
+      let pending = snapshot
+      let stale = false
       return Stream.runForEachChunk(events, (chunk) => {
         for (const recorded of chunk) {
+          if (pending !== undefined) {
+            if (recorded.version !== start.version || recorded.recordedAt.epochMillis > pending.takenAt.epochMillis) {
+              stale = true
+              return Effect.void
+            }
+            pending = undefined
+            continue
+          }
           acc.version = recorded.version
           if (aggregate.retired.has(recorded.type)) continue
           const event = decode(recorded)
@@ -142,17 +169,46 @@ export const make = <State, Command, Event, E>(
           acc.state = aggregate.evolve(acc.state, event.right)
         }
         return Effect.void
-      }).pipe(Effect.as(acc))
+      }).pipe(Effect.map(() => stale || pending !== undefined ? undefined : acc))
     })
 
   const initial = { state: aggregate.initialState, version: 0 }
+
+  const fullLoad = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId) =>
+    Effect.map(foldStream(store.read(streamId), initial), (loaded) => loaded ?? initial)
+
+  /** Folds from a trusted snapshot when there is one, and saves a new one when enough events were folded. */
+  const loadStream = (
+    store: EventStore.EventStore.Service,
+    streamId: StreamId.StreamId
+  ): Effect.Effect<{ state: State; version: number }, EventStore.EventDecodeError | EventStore.EventStoreError> =>
+    Effect.flatMap(snapshots.load(streamId), (snapshot) => {
+      if (Option.isNone(snapshot)) {
+        return Effect.tap(
+          fullLoad(store, streamId),
+          (loaded) => snapshots.maybeSave(streamId, loaded.state, loaded.version, 0)
+        )
+      }
+      const { state, takenAt, version } = snapshot.value
+      return foldStream(store.read(streamId, { from: version }), { state, version }, { takenAt }).pipe(
+        Effect.flatMap((loaded) =>
+          loaded === undefined
+            ? Effect.tap(
+              fullLoad(store, streamId),
+              (full) => snapshots.maybeSave(streamId, full.state, full.version, 0)
+            )
+            : Effect.tap(Effect.succeed(loaded), () =>
+              snapshots.maybeSave(streamId, loaded.state, loaded.version, version))
+        )
+      )
+    })
 
   const loadOrInitial = (id: string) =>
     Effect.flatMap(
       streamIdOf(id),
       (streamId) =>
         Effect.flatMap(EventStore.EventStore, (store) =>
-          Effect.map(foldStream(store.read(streamId), initial), ({ state, version }) => ({
+          Effect.map(loadStream(store, streamId), ({ state, version }) => ({
             id,
             streamId,
             state,
@@ -175,10 +231,13 @@ export const make = <State, Command, Event, E>(
         const events = "version" in at
           ? store.read(streamId, { to: at.version })
           : Stream.takeWhile(store.read(streamId), (e) => e.recordedAt.epochMillis <= at.until.epochMillis)
-        return Effect.flatMap(foldStream(events, initial), ({ state, version }) =>
-          version === 0
-            ? Effect.fail(new EventStore.AggregateNotFound({ streamId }))
-            : Effect.succeed({ id, streamId, state, version }))
+        return Effect.flatMap(
+          Effect.map(foldStream(events, initial), (loaded) => loaded ?? initial),
+          ({ state, version }) =>
+            version === 0
+              ? Effect.fail(new EventStore.AggregateNotFound({ streamId }))
+              : Effect.succeed({ id, streamId, state, version })
+        )
       }))
 
   return {
@@ -208,6 +267,16 @@ export const make = <State, Command, Event, E>(
               Stream.mapEffect((recorded) => decode(recorded))
             )))
       ),
+    delete: (id) =>
+      Effect.flatMap(streamIdOf(id), (streamId) =>
+        Effect.flatMap(EventStore.EventStore, (store) =>
+          Effect.zipRight(
+            store.delete(streamId),
+            Effect.flatMap(
+              Effect.serviceOption(SnapshotStore.SnapshotStore),
+              Option.match({ onNone: () => Effect.void, onSome: (snapshots) => snapshots.delete(streamId) })
+            )
+          ))),
     append: (id, events, expected, metadata) =>
       Effect.flatMap(
         streamIdOf(id),

@@ -9,6 +9,7 @@ import * as Context from "effect/Context"
 import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as EventStore from "./EventStore.js"
 import type { StreamId } from "./StreamId.js"
@@ -54,6 +55,26 @@ export declare namespace SnapshotStore {
     readonly delete: (streamId: StreamId) => Effect.Effect<void, EventStore.EventStoreError>
   }
 }
+
+/**
+ * Snapshot saves that failed. A failed save is logged and counted here, never surfaced as a command's error.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const saveFailures = Metric.counter("effect_eventsourcing_snapshot_save_failures_total", {
+  description: "Snapshot saves that failed (the command itself succeeded)"
+})
+
+/**
+ * Snapshots ignored because their fingerprint differed, their state did not decode, or loading them failed.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const ignored = Metric.counter("effect_eventsourcing_snapshots_ignored_total", {
+  description: "Snapshots ignored (other fingerprint, undecodable state, or a failed load)"
+})
 
 /**
  * An in-memory snapshot store (one latest snapshot per stream).

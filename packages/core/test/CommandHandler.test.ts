@@ -1,0 +1,102 @@
+import { CommandHandler, EventStore, InMemoryEventStore, Repository, StreamId } from "@effect-eventsourcing/core"
+import { assert, describe, it } from "@effect/vitest"
+import { Chunk, Effect, Either, Exit, Schedule, Stream } from "effect"
+import { Deposit, Insufficient, Noop, Open, Wallet, Withdraw } from "./fixtures.js"
+
+const wallets = Repository.make(Wallet)
+const streamOf = (id: string) => StreamId.unsafeMake("wallet", id)
+
+describe("CommandHandler", () => {
+  it.effect("load → decide → append; returns the new events, state, version and position", () =>
+    Effect.gen(function*() {
+      const handle = CommandHandler.make(Wallet)
+      yield* handle("1", new Open({ owner: "A" }))
+      const result = yield* handle("1", new Deposit({ amount: 7 }))
+      assert.strictEqual(result.version, 2)
+      assert.strictEqual(result.position, 2)
+      assert.deepStrictEqual(result.state, { open: true, owner: "A", balance: 7 })
+      assert.strictEqual(result.events.length, 1)
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("a domain error flows through unchanged and nothing is written", () =>
+    Effect.gen(function*() {
+      const handle = CommandHandler.make(Wallet)
+      yield* handle("2", new Open({ owner: "A" }))
+      const error = yield* Effect.flip(handle("2", new Withdraw({ amount: 1 })))
+      assert(error instanceof Insufficient)
+      assert.strictEqual(error.balance, 0)
+      const store = yield* EventStore.EventStore
+      assert.strictEqual(yield* store.streamVersion(streamOf("2")), 1)
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("a command that decides no events writes nothing", () =>
+    Effect.gen(function*() {
+      const handle = CommandHandler.make(Wallet)
+      yield* handle("3", new Open({ owner: "A" }))
+      const result = yield* handle("3", new Noop())
+      assert.deepStrictEqual([result.events.length, result.version, result.position], [0, 1, 0])
+      const store = yield* EventStore.EventStore
+      assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.readAll())), 1)
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("concurrent commands conflict without retries, and all succeed with the default retry", () =>
+    Effect.gen(function*() {
+      const noRetry = CommandHandler.make(Wallet, { retry: Schedule.stop })
+      const withRetry = CommandHandler.make(Wallet)
+      yield* withRetry("4", new Open({ owner: "A" }))
+      const deposits = (handle: typeof noRetry) =>
+        Effect.all(Array.from({ length: 10 }, () => Effect.exit(handle("4", new Deposit({ amount: 1 })))), {
+          concurrency: "unbounded"
+        })
+      const failing = yield* deposits(noRetry)
+      const conflicts = failing.filter(Exit.isFailure)
+      assert.isAbove(conflicts.length, 0, "without retries concurrent handlers must conflict")
+      const retried = yield* deposits(withRetry)
+      assert.isTrue(retried.every(Exit.isSuccess))
+      const loaded = yield* wallets.load("4")
+      assert.strictEqual(loaded.state.balance, 10 - conflicts.length + 10)
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("lock: true serialises the cycle, so concurrent commands never conflict even with no retries", () =>
+    Effect.gen(function*() {
+      const locked = CommandHandler.make(Wallet, { retry: Schedule.stop, lock: true })
+      yield* locked("5", new Open({ owner: "A" }))
+      const exits = yield* Effect.all(
+        Array.from({ length: 10 }, () => Effect.exit(locked("5", new Deposit({ amount: 1 })))),
+        { concurrency: "unbounded" }
+      )
+      assert.isTrue(exits.every(Exit.isSuccess))
+      assert.strictEqual((yield* wallets.load("5")).state.balance, 10)
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("stores static, per-command and ambient metadata, plus the trace and span ids", () =>
+    Effect.gen(function*() {
+      const handle = CommandHandler.make(Wallet, {
+        metadata: (command) => ({ command: command._tag })
+      })
+      yield* handle("6", new Open({ owner: "A" })).pipe(
+        CommandHandler.withMetadata({ correlationId: "req-1", causationId: "msg-9" }),
+        CommandHandler.withMetadata({ userId: "u-1" }),
+        Effect.withSpan("request")
+      )
+      const store = yield* EventStore.EventStore
+      const [event] = Chunk.toArray(yield* Stream.runCollect(store.read(streamOf("6"))))
+      assert(event !== undefined)
+      assert.strictEqual(event.metadata.correlationId, "req-1")
+      assert.strictEqual(event.metadata.causationId, "msg-9")
+      assert.strictEqual(event.metadata.userId, "u-1")
+      assert.strictEqual(event.metadata.command, "Open")
+      assert.isString(event.metadata.traceId)
+      assert.isString(event.metadata.spanId)
+      const request = yield* Effect.withSpan(Effect.currentSpan, "probe")
+      assert.notStrictEqual(request.traceId, event.metadata.traceId)
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("an invalid aggregate id is a typed InvalidStreamId", () =>
+    Effect.gen(function*() {
+      const handle = CommandHandler.make(Wallet)
+      const error = yield* Effect.flip(handle("", new Open({ owner: "A" })))
+      assert(error instanceof StreamId.InvalidStreamId)
+      assert(Either.isLeft(StreamId.make("bad-category", "1")))
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+})

@@ -1,0 +1,60 @@
+import { Aggregate } from "@effect-eventsourcing/core"
+import { Either, Schema } from "effect"
+
+export class Opened extends Schema.TaggedClass<Opened>()("Opened", { owner: Schema.String }) {}
+export class Deposited
+  extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Int.pipe(Schema.positive()) })
+{}
+export class Withdrawn
+  extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Schema.Int.pipe(Schema.positive()) })
+{}
+
+export class Open extends Schema.TaggedClass<Open>()("Open", { owner: Schema.String }) {}
+export class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Schema.Int }) {}
+export class Withdraw extends Schema.TaggedClass<Withdraw>()("Withdraw", { amount: Schema.Int }) {}
+export class Noop extends Schema.TaggedClass<Noop>()("Noop", {}) {}
+
+export class NotOpen extends Schema.TaggedError<NotOpen>()("NotOpen", {}) {}
+export class Insufficient extends Schema.TaggedError<Insufficient>()("Insufficient", { balance: Schema.Int }) {}
+
+export const State = Schema.Struct({ open: Schema.Boolean, owner: Schema.String, balance: Schema.Int })
+export type State = typeof State.Type
+
+const definition = {
+  name: "wallet",
+  events: Schema.Union(Opened, Deposited, Withdrawn),
+  commands: Schema.Union(Open, Deposit, Withdraw, Noop),
+  state: State,
+  initialState: { open: false, owner: "", balance: 0 },
+  decide: (command: Open | Deposit | Withdraw | Noop, state: State) => {
+    switch (command._tag) {
+      case "Open":
+        return Either.right([new Opened({ owner: command.owner })])
+      case "Deposit":
+        return state.open ? Either.right([new Deposited({ amount: command.amount })]) : Either.left(new NotOpen())
+      case "Withdraw":
+        return !state.open
+          ? Either.left(new NotOpen())
+          : command.amount > state.balance
+          ? Either.left(new Insufficient({ balance: state.balance }))
+          : Either.right([new Withdrawn({ amount: command.amount })])
+      case "Noop":
+        return Either.right([])
+    }
+  },
+  evolve: (state: State, event: Opened | Deposited | Withdrawn): State => {
+    switch (event._tag) {
+      case "Opened":
+        return { open: true, owner: event.owner, balance: 0 }
+      case "Deposited":
+        return { ...state, balance: state.balance + event.amount }
+      case "Withdrawn":
+        return { ...state, balance: state.balance - event.amount }
+    }
+  }
+} as const
+
+export const Wallet = Aggregate.make(definition)
+
+/** The same aggregate, snapshotting every 5 events. */
+export const SnapshottedWallet = Aggregate.make({ ...definition, snapshotEvery: 5 })
