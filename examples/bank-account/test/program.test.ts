@@ -3,6 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Stream } from "effect"
 import { Account, Deposit, OpenAccount, Withdraw } from "../src/Account.js"
 import { accounts, handle, program } from "../src/program.js"
+import * as quickstart from "../src/quickstart.js"
 
 describe("bank-account example", () => {
   it.effect("runs the program on the in-memory store", () =>
@@ -38,5 +39,14 @@ describe("bank-account example", () => {
       const store = yield* EventStore.EventStore
       const events = yield* Stream.runCollect(store.read(loaded.streamId))
       assert.deepStrictEqual(Chunk.toArray(events).map((e) => e.version), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+})
+
+describe("README quickstart", () => {
+  it.effect("runs", () =>
+    Effect.gen(function*() {
+      const { state, version } = yield* quickstart.program
+      assert.deepStrictEqual(state, { balance: 100 })
+      assert.strictEqual(version, 1)
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
 })
