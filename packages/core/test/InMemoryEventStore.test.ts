@@ -1,6 +1,6 @@
 import { EventStore, ExpectedVersion, InMemoryEventStore, StreamId } from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Fiber, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Stream, Tracer } from "effect"
 
 const s = (id: string) => StreamId.unsafeMake("acc", id)
 const ev = (n: number): EventStore.EventData => ({ type: "Deposited", data: { amount: n } })
@@ -61,5 +61,79 @@ describe("InMemoryEventStore", () => {
       yield* Fiber.join(slow)
       const seen = yield* Fiber.join(sub)
       assert.deepStrictEqual(Chunk.toArray(seen).map((e) => e.position), [1, 2])
+    }))
+})
+
+describe("InMemoryEventStore idempotency and tracing", () => {
+  it.effect("re-sending a committed batch with the same ids returns the original result and writes nothing", () =>
+    Effect.gen(function*() {
+      const store = yield* InMemoryEventStore.make()
+      const batch: Array<EventStore.EventData> = [
+        { id: "7f0c4d1e-0000-4000-8000-000000000001", type: "Deposited", data: { amount: 1 } },
+        { id: "7f0c4d1e-0000-4000-8000-000000000002", type: "Deposited", data: { amount: 2 } }
+      ]
+      const first = yield* store.append(s("idem"), batch, ExpectedVersion.NoStream)
+      yield* store.append(s("other"), [ev(9)], ExpectedVersion.NoStream)
+      // the retry of a batch whose outcome the caller did not see: same ids, same expectation
+      const again = yield* store.append(s("idem"), batch, ExpectedVersion.NoStream)
+      assert.deepStrictEqual(again, first)
+      assert.strictEqual(yield* store.streamVersion(s("idem")), 2)
+      assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.readAll())), 3)
+
+      const otherContent = yield* Effect.flip(
+        store.append(s("idem"), [{ ...batch[0]!, data: { amount: 100 } }, batch[1]!], ExpectedVersion.NoStream)
+      )
+      assert(otherContent instanceof EventStore.EventIdConflict)
+      const otherStream = yield* Effect.flip(store.append(s("elsewhere"), batch, ExpectedVersion.Any))
+      assert(otherStream instanceof EventStore.EventIdConflict)
+      assert.strictEqual(otherStream.eventId, batch[0]!.id)
+      const partial = yield* Effect.flip(store.append(s("idem"), [batch[1]!, ev(3)], ExpectedVersion.Any))
+      assert(partial instanceof EventStore.EventIdConflict)
+      const twice = yield* Effect.flip(
+        store.append(s("dup"), [{ ...ev(1), id: "x-1" }, { ...ev(2), id: "x-1" }], ExpectedVersion.Any)
+      )
+      assert(twice instanceof EventStore.EventIdConflict)
+      assert.strictEqual(yield* store.streamVersion(s("dup")), 0)
+      assert.strictEqual(yield* store.streamVersion(s("elsewhere")), 0)
+    }))
+
+  it.effect("data that is not JSON is refused with EventStoreError and nothing is written", () =>
+    Effect.gen(function*() {
+      const store = yield* InMemoryEventStore.make()
+      const error = yield* Effect.flip(
+        store.append(s("bad"), [ev(1), { type: "Deposited", data: { amount: 10n } }], ExpectedVersion.Any)
+      )
+      assert(error instanceof EventStore.EventStoreError)
+      assert.strictEqual(error.method, "append")
+      assert.strictEqual(yield* store.streamVersion(s("bad")), 0)
+      assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.readAll())), 0)
+    }))
+
+  it.effect("every operation is traced with a span carrying the stream id", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.Span> = []
+      const base = yield* Effect.tracer
+      const tracer = Tracer.make({
+        span: (...args) => {
+          const span = base.span(...args)
+          spans.push(span)
+          return span
+        },
+        context: base.context
+      })
+      const store = yield* InMemoryEventStore.make()
+      yield* Effect.gen(function*() {
+        yield* store.append(s("traced"), [ev(1)], ExpectedVersion.NoStream)
+        yield* store.streamVersion(s("traced"))
+        yield* Stream.runDrain(store.read(s("traced")))
+      }).pipe(Effect.withTracer(tracer))
+      const append = spans.find((span) => span.name === "EventStore.append")
+      assert(append !== undefined)
+      assert.strictEqual(append.attributes.get("stream.id"), "acc-traced")
+      assert.deepStrictEqual(spans.map((span) => span.name), [
+        "EventStore.append",
+        "EventStore.streamVersion",
+        "EventStore.read"
+      ])
     }))
 })
