@@ -5,8 +5,11 @@
  *
  * @since 0.1.0
  */
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Aggregate from "./Aggregate.js"
 import type * as EventStore from "./EventStore.js"
+import { codec } from "./internal/codec.js"
 import type { StreamId } from "./StreamId.js"
 
 /**
@@ -32,6 +35,11 @@ export interface Projection<E = never, R = never> {
   readonly handle: (event: EventStore.RecordedEvent) => Effect.Effect<void, E, R>
   /** Runs when a stream is deleted, to remove the read-side data derived from it. */
   readonly onDelete: ((streamId: StreamId) => Effect.Effect<void, E, R>) | undefined
+  /**
+   * Runs when a subscription of this projection is reset to `position` (0: replay from the start), before the
+   * replay, to remove the read-side data derived from later events. Optional for backwards compatibility.
+   */
+  readonly onReset?: ((position: number) => Effect.Effect<void, E, R>) | undefined
 }
 
 /**
@@ -42,9 +50,63 @@ export const make = <E = never, R = never>(options: {
   readonly name: string
   readonly handle: (event: EventStore.RecordedEvent) => Effect.Effect<void, E, R>
   readonly onDelete?: (streamId: StreamId) => Effect.Effect<void, E, R>
+  readonly onReset?: (position: number) => Effect.Effect<void, E, R>
 }): Projection<E, R> => ({
   [TypeId]: TypeId,
   name: options.name,
   handle: options.handle,
-  onDelete: options.onDelete
+  onDelete: options.onDelete,
+  onReset: options.onReset
 })
+
+/**
+ * A projection of one aggregate's events, decoded through its `events` Schema. Events of other categories are
+ * skipped (subscribe with `filter: { categories: [aggregate.name] }` to not even read them), and so are the
+ * aggregate's retired event types; an event that no longer decodes fails the handler with `EventDecodeError`
+ * (never skipped silently).
+ *
+ * @example
+ * ```ts
+ * import { Aggregate, Projection } from "@effect-eventsourcing/core"
+ * import { Effect, Either, Schema } from "effect"
+ *
+ * class Incremented extends Schema.TaggedClass<Incremented>()("Incremented", { by: Schema.Number }) {}
+ * const Counter = Aggregate.make({
+ *   name: "counter",
+ *   events: Incremented,
+ *   initialState: 0,
+ *   decide: (command: { readonly by: number }) => Either.right([new Incremented({ by: command.by })]),
+ *   evolve: (state, event) => state + event.by
+ * })
+ *
+ * const totals = new Map<string, number>()
+ * const projection = Projection.fromAggregate(Counter, {
+ *   name: "counter-totals",
+ *   handle: (event, recorded) =>
+ *     Effect.sync(() => totals.set(recorded.streamId, (totals.get(recorded.streamId) ?? 0) + event.by))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromAggregate = <State, Command, Event, DomainError, E = never, R = never>(
+  aggregate: Aggregate.Aggregate<State, Command, Event, DomainError>,
+  options: {
+    readonly name: string
+    readonly handle: (event: Event, recorded: EventStore.RecordedEvent) => Effect.Effect<void, E, R>
+    readonly onDelete?: (streamId: StreamId) => Effect.Effect<void, E, R>
+    readonly onReset?: (position: number) => Effect.Effect<void, E, R>
+  }
+): Projection<E | EventStore.EventDecodeError, R> => {
+  const decode = codec(aggregate).decode
+  const prefix = `${aggregate.name}-`
+  return make<E | EventStore.EventDecodeError, R>({
+    ...options,
+    handle: (recorded) => {
+      if (!recorded.streamId.startsWith(prefix) || aggregate.retired.has(recorded.type)) return Effect.void
+      const decoded = decode(recorded)
+      return Either.isLeft(decoded) ? Effect.fail(decoded.left) : options.handle(decoded.right, recorded)
+    }
+  })
+}

@@ -1,0 +1,221 @@
+/**
+ * Checkpoints of subscriptions: for each subscription name, the global position of the last event it handled.
+ *
+ * Besides plain `load` / `save` / `reset`, a store hands out {@link Lease}s: exclusive ownership of a subscription
+ * name (one active consumer per name, across processes for durable stores) with fenced checkpoint writes. Acquiring a
+ * lease invalidates any earlier lease of the same name, so a consumer that lost its lease (its process froze, its
+ * connection died and another consumer took over) can no longer move the checkpoint: its save fails with
+ * {@link LeaseLost} and, when the store supports transactions, its handler's writes are rolled back with it.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as EventStore from "./EventStore.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@effect-eventsourcing/core/CheckpointStore")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * The lease on a subscription name was taken over by another consumer (or the checkpoint was reset or moved by
+ * someone else) since it was acquired; nothing was saved.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
+  name: Schema.String
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The lease on subscription ${this.name} was lost`
+  }
+}
+
+/**
+ * Exclusive ownership of a subscription name, valid until the scope it was acquired in closes or another consumer
+ * takes it over.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lease {
+  readonly name: string
+  /** The checkpoint when the lease was acquired. */
+  readonly position: Option.Option<number>
+  /**
+   * Moves the checkpoint to `position`. Fails with {@link LeaseLost} when the lease was taken over, or when the
+   * checkpoint is not where this lease last left it (for instance after a commit whose outcome was unknown).
+   */
+  readonly save: (position: number) => Effect.Effect<void, LeaseLost | EventStore.EventStoreError>
+  /** Sets the checkpoint to `position`, or removes it (replay from the start), with the same fencing as `save`. */
+  readonly reset: (position?: number) => Effect.Effect<void, LeaseLost | EventStore.EventStoreError>
+  /**
+   * Runs `self` and the checkpoint writes made inside it as one transaction when the store supports it (Postgres:
+   * a handler's own SQL commits together with the checkpoint, which makes a subscription exactly-once). For stores
+   * without transactions it runs `self` as is.
+   */
+  readonly transaction: <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | EventStore.EventStoreError, R>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class CheckpointStore extends Context.Tag("@effect-eventsourcing/core/CheckpointStore")<
+  CheckpointStore,
+  CheckpointStore.Service
+>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace CheckpointStore {
+  /**
+   * @since 0.1.0
+   * @category models
+   */
+  export interface Service {
+    readonly [TypeId]: TypeId
+    /** The position of the last event the subscription handled, if any. */
+    readonly load: (name: string) => Effect.Effect<Option.Option<number>, EventStore.EventStoreError>
+    /** Stores the checkpoint (unfenced: prefer a {@link Lease} while a consumer may be running). */
+    readonly save: (name: string, position: number) => Effect.Effect<void, EventStore.EventStoreError>
+    /**
+     * Sets the checkpoint to `position`, or removes it when no position is given. A running consumer notices at its
+     * next save ({@link LeaseLost}) and restarts from the new checkpoint.
+     */
+    readonly reset: (name: string, position?: number) => Effect.Effect<void, EventStore.EventStoreError>
+    /**
+     * Waits until no other consumer holds the name, then holds it until the scope closes (or until another
+     * consumer takes it over after this one died).
+     */
+    readonly acquire: (name: string) => Effect.Effect<Lease, EventStore.EventStoreError, Scope.Scope>
+  }
+}
+
+// -------------------------------------------------------------------------------------
+// constructors
+// -------------------------------------------------------------------------------------
+
+interface Entry {
+  position: Option.Option<number>
+  generation: number
+}
+
+interface Holder {
+  readonly semaphore: Effect.Semaphore
+  refs: number
+}
+
+/**
+ * An in-memory checkpoint store. Leases are exclusive within the process; there are no transactions, so a
+ * subscription using it is at-least-once.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(() => {
+  const entries = new Map<string, Entry>()
+  const holders = new Map<string, Holder>()
+
+  const entry = (name: string): Entry => {
+    let current = entries.get(name)
+    if (current === undefined) {
+      current = { position: Option.none(), generation: 0 }
+      entries.set(name, current)
+    }
+    return current
+  }
+
+  const set = (name: string, position: Option.Option<number>) =>
+    Effect.sync(() => {
+      const current = entry(name)
+      current.position = position
+      current.generation++
+    })
+
+  const hold = (name: string): Effect.Effect<void, never, Scope.Scope> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        let holder = holders.get(name)
+        if (holder === undefined) {
+          holder = { semaphore: Effect.unsafeMakeSemaphore(1), refs: 0 }
+          holders.set(name, holder)
+        }
+        const current = holder
+        current.refs++
+        const forget = Effect.sync(() => {
+          current.refs--
+          if (current.refs === 0) holders.delete(name)
+        })
+        return restore(current.semaphore.take(1)).pipe(
+          Effect.onInterrupt(() => forget),
+          Effect.zipRight(Effect.addFinalizer(() => Effect.zipRight(current.semaphore.release(1), forget)))
+        )
+      })
+    )
+
+  const acquire = (name: string): Effect.Effect<Lease, never, Scope.Scope> =>
+    Effect.zipRight(
+      hold(name),
+      Effect.sync((): Lease => {
+        const current = entry(name)
+        current.generation++
+        const generation = current.generation
+        let expected = current.position
+        const fenced = (position: Option.Option<number>) =>
+          Effect.suspend(() => {
+            const now = entry(name)
+            if (
+              now.generation !== generation || !Option.getEquivalence<number>((a, b) => a === b)(now.position, expected)
+            ) {
+              return Effect.fail(new LeaseLost({ name }))
+            }
+            now.position = position
+            expected = position
+            return Effect.void
+          })
+        return {
+          name,
+          position: current.position,
+          save: (position) => fenced(Option.some(position)),
+          reset: (position) => fenced(Option.fromNullable(position)),
+          transaction: (self) => self
+        }
+      })
+    )
+
+  return {
+    [TypeId]: TypeId,
+    load: (name) => Effect.sync(() => entries.get(name)?.position ?? Option.none()),
+    save: (name, position) => set(name, Option.some(position)),
+    reset: (name, position) => set(name, Option.fromNullable(position)),
+    acquire
+  }
+})
+
+/**
+ * A fresh in-memory checkpoint store per layer build.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<CheckpointStore> = Layer.effect(CheckpointStore, makeMemory)

@@ -1,0 +1,323 @@
+/**
+ * Durable catch-up subscriptions: a {@link Projection.Projection} fed by `EventStore.subscribe` (catch-up, then
+ * live, in global position order, never skipping an event committed out of order), with its checkpoint kept in a
+ * {@link CheckpointStore.CheckpointStore}.
+ *
+ * - **At-least-once**: a batch of events is handled, then the checkpoint is saved. After a crash the batch after
+ *   the last checkpoint is handled again.
+ * - **Exactly-once** where the checkpoint store has transactions (Postgres): the handler's own writes and the
+ *   checkpoint commit together, so a crash anywhere never applies an event twice nor loses one.
+ * - **One active consumer per name**: the subscription holds the name's lease (a Postgres advisory lock across
+ *   processes); another consumer of the same name waits and takes over when the holder dies or stops. Checkpoint
+ *   writes are fenced, so a consumer that lost its lease cannot commit anything.
+ * - **Failures**: a typed handler error (or a store error) is retried by the `retry` Schedule, with the batch rolled
+ *   back where the store has transactions; when the Schedule gives up the subscription stops with that error. An
+ *   event is never skipped.
+ * - **Rebuild**: {@link Subscription.reset} (or `CheckpointStore.reset` while it is stopped) moves the checkpoint back
+ *   and the projection replays, while writers keep appending.
+ *
+ * @example
+ * ```ts
+ * import { CheckpointStore, InMemoryEventStore, Projection, Subscription } from "@effect-eventsourcing/core"
+ * import { Effect, Layer } from "effect"
+ *
+ * let count = 0
+ * const counter = Projection.make({ name: "count", handle: () => Effect.sync(() => void count++) })
+ *
+ * // runs for as long as the layer is alive
+ * const Counting = Subscription.layer(counter).pipe(
+ *   Layer.provide([InMemoryEventStore.layer, CheckpointStore.layerMemory])
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as CheckpointStore from "./CheckpointStore.js"
+import * as EventStore from "./EventStore.js"
+import type * as Projection from "./Projection.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@effect-eventsourcing/core/Subscription")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<E> {
+  /** Where to start (inclusive global position) when there is no checkpoint yet; default: the start. */
+  readonly from?: number
+  /** Only these events reach the handler (the checkpoint only moves on delivered events). */
+  readonly filter?: EventStore.Filter
+  /** The checkpoint store; default: the `CheckpointStore` service. */
+  readonly checkpoints?: CheckpointStore.CheckpointStore.Service
+  /** At most this many events are handled per checkpoint (and per transaction); default 100. */
+  readonly batchSize?: number
+  /**
+   * Retries a failed batch (handler error or store error); when it gives up the subscription stops with the error.
+   * Default: exponential from 100 ms, 5 retries.
+   */
+  readonly retry?: Schedule.Schedule<unknown, E | EventStore.EventStoreError>
+}
+
+/**
+ * The services a subscription needs: the event store, and the checkpoint store unless one is given in the options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Requirements<O> = O extends { readonly checkpoints: CheckpointStore.CheckpointStore.Service } ?
+  EventStore.EventStore
+  : EventStore.EventStore | CheckpointStore.CheckpointStore
+
+/**
+ * A running subscription.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Subscription<E> {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  /** The position of the last event handled and checkpointed by this consumer (0 before any). */
+  readonly processed: Effect.Effect<number>
+  /**
+   * Waits until the subscription has handled every event up to `position` (an event delivered to it, e.g. the
+   * position returned by an append matching its filter), or fails with the error that stopped it.
+   */
+  readonly awaitPosition: (position: number) => Effect.Effect<void, E | EventStore.EventStoreError>
+  /**
+   * Rebuild / replay: stops handling, runs the projection's `onReset(position ?? 0)` and sets the checkpoint to
+   * `position` (none: from the start) in one transaction where supported, then replays from there. Waits until
+   * this consumer holds the lease.
+   */
+  readonly reset: (position?: number) => Effect.Effect<void, E | EventStore.EventStoreError>
+  /** Waits for the subscription to stop, and fails with the reason (it never stops on its own otherwise). */
+  readonly join: Effect.Effect<never, E | EventStore.EventStoreError>
+}
+
+// -------------------------------------------------------------------------------------
+// internals
+// -------------------------------------------------------------------------------------
+
+/** A batch that failed for good: not retried again by the outer loop. */
+class Stop<E> {
+  constructor(readonly error: E) {}
+}
+
+const defaultRetry = Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(5)))
+
+const isLeaseLost = (u: unknown): u is CheckpointStore.LeaseLost => u instanceof CheckpointStore.LeaseLost
+
+interface ResetRequest<E> {
+  readonly position: number | undefined
+  readonly done: Deferred.Deferred<void, E | EventStore.EventStoreError>
+}
+
+const batches = <A>(chunk: Chunk.Chunk<A>, size: number): ReadonlyArray<Chunk.Chunk<A>> => {
+  if (Chunk.isEmpty(chunk)) return []
+  if (Chunk.size(chunk) <= size) return [chunk]
+  const out: Array<Chunk.Chunk<A>> = []
+  let rest = chunk
+  while (Chunk.isNonEmpty(rest)) {
+    out.push(Chunk.take(rest, size))
+    rest = Chunk.drop(rest, size)
+  }
+  return out
+}
+
+const validatePosition = (method: string, position: number | undefined) =>
+  position === undefined || (Number.isSafeInteger(position) && position >= 0)
+    ? Effect.void
+    : Effect.fail(
+      new EventStore.EventStoreError({ method, cause: new RangeError(`invalid position ${String(position)}`) })
+    )
+
+// -------------------------------------------------------------------------------------
+// constructors
+// -------------------------------------------------------------------------------------
+
+/**
+ * Starts the subscription in a fiber that lives until the scope closes, and returns its handle.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
+  projection: Projection.Projection<E, R>,
+  options?: O
+): Effect.Effect<Subscription<E>, never, Scope.Scope | R | Requirements<O>> =>
+  Effect.gen(function*() {
+    type Err = E | EventStore.EventStoreError
+    const store = yield* EventStore.EventStore
+    const checkpoints = options?.checkpoints !== undefined
+      ? options.checkpoints
+      : yield* CheckpointStore.CheckpointStore
+    const name = projection.name
+    const batchSize = Math.max(1, Math.floor(options?.batchSize ?? 100))
+    const retry: Schedule.Schedule<unknown, Err> = options?.retry ?? defaultRetry
+    const from = Math.max(1, options?.from ?? 1)
+    const filter = options?.filter
+
+    const processed = yield* SubscriptionRef.make(0)
+    const resets = yield* Queue.unbounded<ResetRequest<E>>()
+    const stopped = yield* Deferred.make<never, Err>()
+
+    const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.RecordedEvent>) => {
+      const last = Chunk.unsafeLast(batch).position
+      return lease.transaction(
+        Effect.zipRight(Effect.forEach(batch, projection.handle, { discard: true }), lease.save(last))
+      ).pipe(
+        Effect.as(Option.none<CheckpointStore.LeaseLost>()),
+        Effect.catchAll((error) => isLeaseLost(error) ? Effect.succeed(Option.some(error)) : Effect.fail(error as Err)),
+        Effect.tapError((error) =>
+          Effect.logWarning("Subscription batch failed", error).pipe(
+            Effect.annotateLogs({ subscription: name, position: Chunk.unsafeHead(batch).position })
+          )
+        ),
+        Effect.retry(retry),
+        Effect.mapError((error) => new Stop(error)),
+        Effect.flatMap((lost) => Option.isSome(lost) ? Effect.fail(lost.value) : SubscriptionRef.set(processed, last)),
+        Effect.withSpan("Subscription.handle", {
+          attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last }
+        })
+      )
+    }
+
+    const consume = (lease: CheckpointStore.Lease, after: number) =>
+      store.subscribe(filter === undefined ? { from: after + 1 } : { from: after + 1, filter }).pipe(
+        Stream.runForEachChunk((chunk) =>
+          Effect.forEach(batches(chunk, batchSize), (batch) => handleBatch(lease, batch), { discard: true })
+        )
+      )
+
+    const applyReset = (lease: CheckpointStore.Lease, request: ResetRequest<E>, after: number) =>
+      lease.transaction(
+        Effect.zipRight(
+          projection.onReset === undefined ? Effect.void : projection.onReset(request.position ?? 0),
+          lease.reset(request.position)
+        )
+      ).pipe(
+        Effect.zipRight(SubscriptionRef.set(processed, after)),
+        Effect.exit,
+        Effect.flatMap((exit) =>
+          Exit.isSuccess(exit) ? Deferred.succeed(request.done, undefined) : Effect.zipRight(
+            Deferred.failCause(
+              request.done,
+              Cause.map(exit.cause, (e): Err =>
+                isLeaseLost(e) ? new EventStore.EventStoreError({ method: "Subscription.reset", cause: e }) : e)
+            ),
+            exit
+          )
+        ),
+        Effect.mapError((error) =>
+          isLeaseLost(error) ? error : new Stop(error)
+        )
+      )
+
+    /** Holds the lease and consumes, handling reset requests, until the lease is lost or something fails. */
+    const session: Effect.Effect<never, Stop<Err> | CheckpointStore.LeaseLost | EventStore.EventStoreError, R> = Effect
+      .scoped(Effect.gen(function*() {
+        const lease = yield* checkpoints.acquire(name)
+        let after = Option.getOrElse(lease.position, () => from - 1)
+        yield* SubscriptionRef.set(processed, after)
+        while (true) {
+          const request = yield* Effect.raceFirst(
+            Effect.as(consume(lease, after), Option.none<ResetRequest<E>>()),
+            Effect.map(Queue.take(resets), Option.some)
+          )
+          if (Option.isNone(request)) continue
+          const target = request.value.position ?? from - 1
+          yield* applyReset(lease, request.value, target)
+          after = target
+        }
+      }))
+
+    const loop: Effect.Effect<never, Err, R> = session.pipe(
+      // a store error outside a batch (reading, acquiring the lease): start over from the checkpoint
+      Effect.catchAll((error) =>
+        error instanceof Stop || isLeaseLost(error) ? Effect.succeed(error) : Effect.fail(error)
+      ),
+      Effect.retry(retry),
+      Effect.flatMap((outcome) =>
+        outcome instanceof Stop ? Effect.fail(outcome.error) : Effect.logDebug("Subscription lease lost").pipe(
+          Effect.annotateLogs({ subscription: name })
+        )
+      ),
+      Effect.forever,
+      Effect.tapErrorCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("Subscription stopped", cause).pipe(
+          Effect.annotateLogs({ subscription: name })
+        )
+      ),
+      Effect.onExit((exit) => Exit.isFailure(exit) ? Deferred.failCause(stopped, exit.cause) : Effect.void)
+    )
+
+    const fiber = yield* Effect.forkScoped(loop)
+    const join = Fiber.join(fiber)
+
+    return {
+      [TypeId]: TypeId,
+      name,
+      processed: SubscriptionRef.get(processed),
+      awaitPosition: (position) =>
+        Effect.raceFirst(
+          processed.changes.pipe(Stream.takeUntil((p) => p >= position), Stream.runDrain),
+          Deferred.await(stopped)
+        ),
+      reset: (position) =>
+        Effect.zipRight(
+          validatePosition("Subscription.reset", position),
+          Effect.flatMap(Deferred.make<void, Err>(), (done) =>
+            Queue.offer(resets, { position, done }).pipe(
+              Effect.zipRight(Effect.raceFirst(Deferred.await(done), Deferred.await(stopped)))
+            ))
+        ),
+      join
+    } satisfies Subscription<E>
+  }) as Effect.Effect<Subscription<E>, never, Scope.Scope | R | Requirements<O>>
+
+/**
+ * Runs the subscription until interrupted (or until it stops with an error).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const run = <E, R, O extends Options<E> = Options<E>>(
+  projection: Projection.Projection<E, R>,
+  options?: O
+): Effect.Effect<never, E | EventStore.EventStoreError, R | Requirements<O>> =>
+  Effect.scoped(Effect.flatMap(forkScoped(projection, options), (subscription) => subscription.join))
+
+/**
+ * A Layer that runs the subscription for as long as the Layer lives (a failure is logged; use
+ * {@link forkScoped} to observe it).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <E, R, O extends Options<E> = Options<E>>(
+  projection: Projection.Projection<E, R>,
+  options?: O
+): Layer.Layer<never, never, R | Requirements<O>> => Layer.scopedDiscard(forkScoped(projection, options))
