@@ -1,0 +1,214 @@
+/**
+ * A PostgreSQL {@link CheckpointStore.CheckpointStore}: checkpoints in a `checkpoints` table of the event store's
+ * schema, leases held with a session advisory lock on a reserved connection, and checkpoint writes that join the
+ * current `SqlClient` transaction.
+ *
+ * - **Exactly-once**: a subscription runs each batch in `lease.transaction` (`sql.withTransaction`); a handler that
+ *   writes through the same `SqlClient` commits its writes together with the checkpoint, so a crash anywhere (the
+ *   process, the connection, the backend) never applies an event twice nor loses one.
+ * - **One consumer per name, across processes**: `acquire` waits on `pg_advisory_lock` on a reserved connection. When
+ *   the holder's connection dies the lock is released by the server and a waiting consumer takes over.
+ * - **Fencing**: acquiring bumps the row's `generation`; a lease's saves are `update ... where generation = $own
+ *   and position is not distinct from $last`, and take the row lock. A consumer that lost its lease (or whose last
+ *   commit had an unknown outcome) fails with `LeaseLost` and its transaction rolls back; a consumer taking over waits
+ *   for an in-flight batch of the previous holder to commit or roll back before reading the checkpoint.
+ *
+ * @example
+ * ```ts
+ * import { Projection, Subscription } from "@effect-eventsourcing/core"
+ * import { PostgresCheckpointStore } from "@effect-eventsourcing/postgres"
+ * import { SqlClient } from "@effect/sql"
+ * import { Effect } from "effect"
+ *
+ * // the handler's SQL runs in the same transaction as the checkpoint update: exactly-once
+ * const balances = Projection.make({
+ *   name: "balances",
+ *   handle: (event) =>
+ *     Effect.flatMap(SqlClient.SqlClient, (sql) =>
+ *       sql`insert into balances (id, amount) values (${event.streamId}, 0) on conflict do nothing`)
+ * })
+ *
+ * const run = Subscription.run(balances).pipe(
+ *   Effect.provide(PostgresCheckpointStore.layer({ schema: "event_store" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as CheckpointStore from "@effect-eventsourcing/core/CheckpointStore"
+import * as EventStore from "@effect-eventsourcing/core/EventStore"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as checkpointTable from "./internal/checkpointTable.js"
+
+/**
+ * `schema`: where the `checkpoints` table lives (default `event_store`, the event store's schema); it is created if
+ * missing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly schema?: string
+}
+
+const isSqlError = (u: unknown): u is SqlError =>
+  typeof u === "object" && u !== null && "_tag" in u && u._tag === "SqlError"
+
+const toStoreError = (method: string) => (cause: SqlError) =>
+  new EventStore.EventStoreError({ method: `PostgresCheckpointStore.${method}`, cause })
+
+const toPosition = (value: unknown): Option.Option<number> =>
+  value === null || value === undefined
+    ? Option.none()
+    : Option.some(Number(value))
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options?: Options
+): Effect.Effect<CheckpointStore.CheckpointStore.Service, EventStore.EventStoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const schema = options?.schema ?? checkpointTable.defaultSchema
+    if (!checkpointTable.isIdentifier(schema)) {
+      return yield* new EventStore.EventStoreError({
+        method: "PostgresCheckpointStore.make",
+        cause: new TypeError(`invalid schema name ${JSON.stringify(schema)}`)
+      })
+    }
+    yield* checkpointTable.ensure(sql, schema).pipe(Effect.mapError(toStoreError("make")))
+    const table = sql(`${schema}.checkpoints`)
+    // the table name is validated above; the statements below are the ones sent over the reserved connection
+    const qualified = `"${schema}"."checkpoints"`
+
+    const upsert = (name: string, position: number | null) =>
+      sql`insert into ${table} (name, position, generation) values (${name}, ${position}, 1)
+          on conflict (name) do update
+          set position = excluded.position, generation = ${table}.generation + 1, updated_at = now()`
+
+    const validate = (method: string, position: number | undefined) =>
+      position === undefined || (Number.isSafeInteger(position) && position >= 0)
+        ? Effect.void
+        : Effect.fail(
+          new EventStore.EventStoreError({
+            method: `PostgresCheckpointStore.${method}`,
+            cause: new RangeError(`invalid position ${String(position)}`)
+          })
+        )
+
+    const acquire = (name: string) =>
+      Effect.gen(function*() {
+        const conn = yield* sql.reserve
+        const key = `${qualified}:${name}`
+        // unlock unconditionally: an interrupted wait may still have obtained the lock on this connection
+        yield* Effect.addFinalizer(() =>
+          conn.execute(
+            "select pg_advisory_unlock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
+            [key],
+            undefined
+          ).pipe(Effect.ignore)
+        )
+        yield* conn.execute(
+          "select pg_advisory_lock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
+          [key],
+          undefined
+        )
+        const rows = yield* conn.execute(
+          `insert into ${qualified} (name, position, generation) values ($1, null, 1)
+           on conflict (name) do update set generation = ${qualified}.generation + 1, updated_at = now()
+           returning position, generation`,
+          [name],
+          undefined
+        )
+        const row = rows[0] as { readonly position: unknown; readonly generation: unknown }
+        const generation = Number(row.generation)
+        let expected: number | null = row.position === null ? null : Number(row.position)
+        let pending: { value: number | null } | undefined
+        let depth = 0
+
+        const fenced = (method: string, position: number | null) =>
+          sql<{ readonly ok: number }>`update ${table}
+            set position = ${position}, updated_at = now()
+            where name = ${name} and generation = ${generation} and position is not distinct from ${expected}
+            returning 1 as ok`.pipe(
+            Effect.mapError(toStoreError(method)),
+            Effect.flatMap((updated) => {
+              if (updated.length === 0) return Effect.fail(new CheckpointStore.LeaseLost({ name }))
+              // inside a transaction the new position only counts once it commits
+              if (depth > 0) pending = { value: position }
+              else expected = position
+              return Effect.void
+            })
+          )
+
+        const lease: CheckpointStore.Lease = {
+          name,
+          position: toPosition(row.position),
+          save: (position) => Effect.zipRight(validate("save", position), fenced("save", position)),
+          reset: (position) => Effect.zipRight(validate("reset", position), fenced("reset", position ?? null)),
+          transaction: <A, E, R>(self: Effect.Effect<A, E, R>) =>
+            Effect.suspend(() => {
+              depth++
+              pending = undefined
+              return sql.withTransaction(self).pipe(
+                Effect.tap(() => {
+                  if (pending !== undefined) expected = pending.value
+                }),
+                Effect.ensuring(Effect.sync(() => {
+                  depth--
+                  pending = undefined
+                })),
+                Effect.catchAll((error): Effect.Effect<never, E | EventStore.EventStoreError> =>
+                  isSqlError(error) ? Effect.fail(toStoreError("transaction")(error)) : Effect.fail(error as E)
+                ),
+                // a failed COMMIT is a defect in @effect/sql: its outcome is unknown, report it as a store error
+                Effect.catchAllDefect((defect) =>
+                  isSqlError(defect)
+                    ? Effect.fail(toStoreError("commit")(defect))
+                    : Effect.failCause(Cause.die(defect))
+                )
+              )
+            })
+        }
+        return lease
+      }).pipe(
+        Effect.mapError((error) => isSqlError(error) ? toStoreError("acquire")(error) : error),
+        Effect.withSpan("PostgresCheckpointStore.acquire", { attributes: { "subscription.name": name } })
+      )
+
+    return {
+      [CheckpointStore.TypeId]: CheckpointStore.TypeId,
+      load: (name) =>
+        sql<{ readonly position: unknown }>`select position from ${table} where name = ${name}`.pipe(
+          Effect.map((rows) => rows.length === 0 ? Option.none() : toPosition(rows[0]!.position)),
+          Effect.mapError(toStoreError("load"))
+        ),
+      save: (name, position) =>
+        Effect.zipRight(
+          validate("save", position),
+          Effect.mapError(Effect.asVoid(upsert(name, position)), toStoreError("save"))
+        ),
+      reset: (name, position) =>
+        Effect.zipRight(
+          validate("reset", position),
+          Effect.mapError(Effect.asVoid(upsert(name, position ?? null)), toStoreError("reset"))
+        ),
+      acquire
+    }
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<CheckpointStore.CheckpointStore, EventStore.EventStoreError, SqlClient.SqlClient> =>
+  Layer.effect(CheckpointStore.CheckpointStore, make(options))

@@ -1,0 +1,138 @@
+import { CheckpointStore } from "@effect-eventsourcing/core"
+import { PostgresCheckpointStore } from "@effect-eventsourcing/postgres"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { assert, layer } from "@effect/vitest"
+import { Deferred, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
+import { freshDatabase } from "./subscriptionUtils.js"
+
+const Database = freshDatabase("checkpoints")
+
+/** A second, separate pool on the same database (another "process"). */
+const pool = (applicationName: string) =>
+  Layer.unwrapEffect(
+    Effect.map(Database.url, (url) => PgClient.layer({ url: Redacted.make(url), applicationName, maxConnections: 4 }))
+  )
+
+const storeIn = (applicationName: string, schema?: string) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(pool(applicationName))
+    return yield* PostgresCheckpointStore.make(schema === undefined ? undefined : { schema }).pipe(
+      Effect.provide(context)
+    )
+  })
+
+const terminate = (applicationName: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${applicationName}`
+  )
+
+layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("PostgresCheckpointStore", (it) => {
+  it.effect("loads, saves and resets checkpoints by name", () =>
+    Effect.gen(function*() {
+      const store = yield* PostgresCheckpointStore.make()
+      assert.deepStrictEqual(yield* store.load("a"), Option.none())
+      yield* store.save("a", 5)
+      yield* store.save("b", 7)
+      assert.deepStrictEqual(yield* store.load("a"), Option.some(5))
+      yield* store.reset("a", 2)
+      assert.deepStrictEqual(yield* store.load("a"), Option.some(2))
+      yield* store.reset("a")
+      assert.deepStrictEqual(yield* store.load("a"), Option.none())
+      assert.deepStrictEqual(yield* store.load("b"), Option.some(7))
+      const invalid = yield* Effect.flip(store.save("a", -1))
+      assert.strictEqual(invalid._tag, "EventStoreError")
+    }))
+
+  it.effect("refuses an invalid schema name with a typed error, creating nothing", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const error = yield* Effect.flip(PostgresCheckpointStore.make({ schema: "x\"; drop table y; --" }))
+      assert.strictEqual(error._tag, "EventStoreError")
+      const schemas = yield* sql`select nspname from pg_namespace where nspname like 'x%'`
+      assert.strictEqual(schemas.length, 0)
+    }))
+
+  it.scoped("creates its table safely when several processes start at once", () =>
+    Effect.gen(function*() {
+      const results = yield* Effect.all(
+        Array.from({ length: 6 }, (_, i) => Effect.either(storeIn(`boot-${i}`, "boot_race"))),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(results.filter(Either.isRight).length, 6)
+    }))
+
+  it.scoped("a lease is exclusive across pools; the waiter gets it when the holder's scope closes", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const a = yield* storeIn("lease-a")
+      const b = yield* storeIn("lease-b")
+      const scopeA = yield* Scope.make()
+      const leaseA = yield* a.acquire("x").pipe(Scope.extend(scopeA))
+      const acquired = yield* Deferred.make<CheckpointStore.Lease>()
+      const waiter = yield* Effect.forkScoped(
+        Effect.flatMap(b.acquire("x"), (lease) => Effect.zipRight(Deferred.succeed(acquired, lease), Effect.never))
+      )
+      // b's backend is blocked on the advisory lock
+      yield* Effect.repeat(
+        sql<{ n: string }>`select count(*) as n from pg_locks l join pg_stat_activity a using (pid)
+          where l.locktype = 'advisory' and not l.granted and a.application_name = 'lease-b'`,
+        { until: (rows) => Number(rows[0]!.n) === 1 }
+      )
+      yield* leaseA.save(3)
+      yield* leaseA.save(4)
+      assert.isFalse(yield* Deferred.isDone(acquired))
+      yield* Scope.close(scopeA, Exit.void)
+      const leaseB = yield* Deferred.await(acquired)
+      assert.deepStrictEqual(leaseB.position, Option.some(4))
+      // the old lease is fenced off
+      assert.strictEqual((yield* Effect.flip(leaseA.save(5)))._tag, "LeaseLost")
+      yield* leaseB.save(5)
+      assert.deepStrictEqual(yield* a.load("x"), Option.some(5))
+      yield* Fiber.interrupt(waiter)
+    }))
+
+  it.scoped("a waiter takes over when the holder's connection is terminated; the old holder cannot save", () =>
+    Effect.gen(function*() {
+      const a = yield* storeIn("dead-a")
+      const b = yield* storeIn("dead-b")
+      const leaseA = yield* a.acquire("y")
+      yield* leaseA.save(1)
+      const waiter = yield* Effect.fork(b.acquire("y"))
+      yield* terminate("dead-a")
+      const leaseB = yield* Fiber.join(waiter)
+      assert.deepStrictEqual(leaseB.position, Option.some(1))
+      const lost = yield* Effect.flip(leaseA.transaction(leaseA.save(2)))
+      assert.strictEqual(lost._tag, "LeaseLost")
+      yield* leaseB.save(2)
+      assert.deepStrictEqual(yield* b.load("y"), Option.some(2))
+    }))
+
+  it.scoped("writes in lease.transaction commit or roll back together with the checkpoint", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* PostgresCheckpointStore.make()
+      yield* sql`create table tx_probe (n int)`
+      const lease = yield* store.acquire("tx")
+      yield* lease.transaction(Effect.zipRight(sql`insert into tx_probe values (1)`, lease.save(1)))
+      const failed = yield* Effect.flip(
+        lease.transaction(
+          sql`insert into tx_probe values (2)`.pipe(
+            Effect.zipRight(lease.save(2)),
+            Effect.zipRight(Effect.fail("boom"))
+          )
+        )
+      )
+      assert.strictEqual(failed, "boom")
+      assert.deepStrictEqual(yield* store.load("tx"), Option.some(1))
+      const rows = yield* sql<{ n: number }>`select n from tx_probe order by n`
+      assert.deepStrictEqual(rows.map((r) => r.n), [1])
+      // the lease still works after the rollback: its expected position did not move
+      yield* lease.transaction(Effect.zipRight(sql`insert into tx_probe values (3)`, lease.save(3)))
+      assert.deepStrictEqual(yield* store.load("tx"), Option.some(3))
+      // a reset from outside fences the lease
+      yield* store.reset("tx")
+      assert.strictEqual((yield* Effect.flip(lease.save(4)))._tag, "LeaseLost")
+    }))
+})

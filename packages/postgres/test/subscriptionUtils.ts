@@ -1,0 +1,20 @@
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+
+// temporary: replaced by the package's shared test utilities
+const baseUrl = process.env.DATABASE_URL ?? "postgres://postgres@localhost:5432/postgres"
+
+export const freshDatabase = (prefix: string) => {
+  const name = `${prefix}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`
+  const url = baseUrl.replace(/\/[^/]*$/, `/${name}`)
+  const create = Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`create database "${name}"`)).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(baseUrl), maxConnections: 1 }))
+  )
+  return {
+    url: Effect.succeed(url),
+    layer: Layer.unwrapEffect(Effect.as(create, PgClient.layer({ url: Redacted.make(url), maxConnections: 8 }))).pipe(
+      Layer.orDie
+    )
+  }
+}
