@@ -311,6 +311,31 @@ export const run = <E, R, O extends Options<E> = Options<E>>(
   Effect.scoped(Effect.flatMap(forkScoped(projection, options), (subscription) => subscription.join))
 
 /**
+ * Waits until the checkpoint of the subscription `name` reaches `position`, polling the checkpoint store (default:
+ * every 50 ms). Works across processes; within one process prefer {@link Subscription.awaitPosition}, which needs
+ * no polling (and no clock).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const awaitCheckpoint = (
+  name: string,
+  position: number,
+  options?: {
+    readonly checkpoints?: CheckpointStore.CheckpointStore.Service
+    readonly schedule?: Schedule.Schedule<unknown>
+  }
+): Effect.Effect<void, EventStore.EventStoreError, CheckpointStore.CheckpointStore> =>
+  Effect.gen(function*() {
+    const checkpoints = options?.checkpoints ?? (yield* CheckpointStore.CheckpointStore)
+    const reached = Effect.map(checkpoints.load(name), Option.exists((p) => p >= position))
+    yield* Effect.repeat(reached, {
+      until: (done) => done,
+      schedule: options?.schedule ?? Schedule.spaced("50 millis")
+    })
+  })
+
+/**
  * A Layer that runs the subscription for as long as the Layer lives (a failure is logged; use
  * {@link forkScoped} to observe it).
  *

@@ -284,4 +284,15 @@ describe("Subscription", () => {
       yield* Effect.repeat(checkpoints.load("layered"), { until: Option.exists((p) => p >= 2) })
       assert.deepStrictEqual(yield* Ref.get(seen), [1, 2])
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.live("awaitCheckpoint waits for the durable checkpoint (by name, from anywhere)", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
+      const { projection } = yield* recorder("by-name")
+      yield* Subscription.forkScoped(projection)
+      const r = yield* store.append(s("1"), [ev(1), ev(2), ev(3)], ExpectedVersion.NoStream)
+      yield* Subscription.awaitCheckpoint("by-name", r.position, { schedule: Schedule.spaced("5 millis") })
+      const checkpoints = yield* CheckpointStore.CheckpointStore
+      assert.deepStrictEqual(yield* checkpoints.load("by-name"), Option.some(3))
+    }).pipe(Effect.scoped, Effect.provide(Stores)))
 })
