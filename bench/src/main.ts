@@ -1,0 +1,380 @@
+/**
+ * `npm run bench`: W1–W5 and M1 (shared/BENCHMARKS.md) against every target, 3 runs, one JSON line per
+ * (workload, target, run) on stdout, then a table of medians with min–max and the ratio to raw-pg (the median of
+ * the ratios measured within each run).
+ *
+ *   npm run bench -- --workloads W1,W4 --targets memory,raw-pg --runs 1 [--out results.jsonl]
+ */
+import { spawn } from "node:child_process"
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { cpus, totalmem } from "node:os"
+import { fileURLToPath } from "node:url"
+import type { Server } from "./db.js"
+import { freshDatabase, startServer } from "./db.js"
+import type { Target } from "./target.js"
+import { targets } from "./targets.js"
+import type { Measurement, WorkloadId } from "./workloads.js"
+import { median, round, Unsupported, workloadIds, workloads } from "./workloads.js"
+
+interface Options {
+  readonly workloads: ReadonlyArray<WorkloadId>
+  readonly targets: ReadonlyArray<Target>
+  readonly runs: number
+  readonly out: string | undefined
+}
+
+const usage = `usage: npm run bench -- [--workloads W1,W2,W3,W4,W5,M1] [--targets ${
+  targets.map((t) => t.name).join(",")
+}] [--runs 3] [--out file.jsonl]`
+
+const parseArgs = (argv: ReadonlyArray<string>): Options => {
+  let selectedWorkloads: ReadonlyArray<WorkloadId> = workloadIds
+  let selectedTargets: ReadonlyArray<Target> = targets
+  let runs = 3
+  let out: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [
+      arg,
+      undefined
+    ]
+    const value = () => {
+      const v = inline ?? argv[++i]
+      if (v === undefined) throw new Error(`${flag} needs a value\n${usage}`)
+      return v
+    }
+    switch (flag) {
+      case "--workloads": {
+        const ids = value().split(",").map((s) => s.trim().toUpperCase()).filter((s) => s !== "")
+        for (const id of ids) {
+          if (!(workloadIds as ReadonlyArray<string>).includes(id)) throw new Error(`unknown workload ${id}\n${usage}`)
+        }
+        selectedWorkloads = workloadIds.filter((id) => ids.includes(id))
+        break
+      }
+      case "--targets": {
+        const names = value().split(",").map((s) => s.trim()).filter((s) => s !== "")
+        for (const name of names) {
+          if (!targets.some((t) => t.name === name)) throw new Error(`unknown target ${name}\n${usage}`)
+        }
+        selectedTargets = targets.filter((t) => names.includes(t.name))
+        break
+      }
+      case "--runs": {
+        runs = Number(value())
+        if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer\n${usage}`)
+        break
+      }
+      case "--out":
+        out = value()
+        break
+      case "--help":
+      case "-h":
+        process.stdout.write(usage + "\n")
+        process.exit(0)
+        break
+      default:
+        throw new Error(`unknown option ${arg}\n${usage}`)
+    }
+  }
+  return { workloads: selectedWorkloads, targets: selectedTargets, runs, out }
+}
+
+interface Row {
+  readonly workload: WorkloadId
+  readonly target: string
+  readonly run: number
+  readonly value?: number
+  readonly unit?: string
+  readonly higherIsBetter?: boolean
+  readonly skipped?: string
+  readonly error?: string
+  readonly [key: string]: unknown
+}
+
+const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+
+const requireHere = createRequire(import.meta.url)
+const versionOf = (pkg: string): string => {
+  try {
+    const path = requireHere.resolve(`${pkg}/package.json`)
+    return (JSON.parse(readFileSync(path, "utf8")) as { version: string }).version
+  } catch {
+    // packages whose exports map hides package.json: find it next to the entry point
+    try {
+      const entry = requireHere.resolve(pkg)
+      const root = entry.slice(0, entry.lastIndexOf(`/node_modules/${pkg}/`) + `/node_modules/${pkg}/`.length)
+      return (JSON.parse(readFileSync(`${root}package.json`, "utf8")) as { version: string }).version
+    } catch {
+      return "unknown"
+    }
+  }
+}
+
+/** M1 in a child process: peak RSS isolated from the harness. */
+const runChild = (target: Target, url: string): Promise<Record<string, number | boolean>> =>
+  new Promise((resolve, reject) => {
+    const script = fileURLToPath(new URL("./m1.ts", import.meta.url))
+    const child = spawn(process.execPath, [...process.execArgv, script, target.name, url], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let output = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+    })
+    child.on("error", reject)
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`M1 child exited with ${code}`))
+      const last = output.trim().split("\n").pop() ?? "{}"
+      resolve(JSON.parse(last) as Record<string, number | boolean>)
+    })
+  })
+
+const runM1 = async (server: Server | undefined, target: Target, run: number): Promise<Measurement> => {
+  if (!target.database) {
+    const result = await runChild(target, "-")
+    if (result.unsupported === true) throw new Unsupported()
+    return m1Measurement(result)
+  }
+  const db = await freshDatabase(server!, `m1_${target.name}_${run}`)
+  try {
+    const session = await target.open(db.url, workloads.M1.pool)
+    try {
+      if (session.readAll === undefined) throw new Unsupported()
+      const { m1Seed } = await import("./workloads.js")
+      await session.appendNew(m1Seed(), workloads.M1.pool)
+    } finally {
+      await session.close()
+    }
+    return m1Measurement(await runChild(target, db.url))
+  } finally {
+    await db.drop()
+  }
+}
+
+const m1Measurement = (result: Record<string, number | boolean>): Measurement => {
+  const n = (key: string) => Number(result[key])
+  if (n("events") !== 1_000_000) throw new Error(`M1 read ${n("events")} events, expected 1,000,000`)
+  return {
+    value: n("maxRssMB"),
+    unit: "MB peak RSS",
+    higherIsBetter: false,
+    extra: {
+      rssBeforeReadMB: n("rssBeforeReadMB"),
+      peakRssDuringReadMB: n("peakRssDuringReadMB"),
+      readSeconds: round(n("seconds"), 3),
+      eventsPerSecond: round(n("events") / n("seconds"))
+    }
+  }
+}
+
+const runCase = async (
+  server: Server | undefined,
+  workload: WorkloadId,
+  target: Target,
+  run: number
+): Promise<Measurement> => {
+  if (workload === "M1") return runM1(server, target, run)
+  const spec = workloads[workload]
+  const label = `${workload.toLowerCase()}_r${run}`
+  const db = target.database ? await freshDatabase(server!, `${label}_${target.name}`) : undefined
+  try {
+    const session = await target.open(db?.url ?? "", spec.pool)
+    try {
+      return await spec.run(session, label)
+    } finally {
+      await session.close()
+    }
+  } finally {
+    await db?.drop()
+  }
+}
+
+// -------------------------------------------------------------------------------------
+// summary
+// -------------------------------------------------------------------------------------
+
+const fmt = (n: number): string =>
+  Math.abs(n) >= 100 ? Math.round(n).toLocaleString("en-US") : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2)
+
+const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
+  const lines: Array<string> = []
+  lines.push("| workload | target | median | min – max | unit | vs raw-pg (median of per-run ratios) | notes |")
+  lines.push("|---|---|---|---|---|---|---|")
+  const medians = new Map<string, number>()
+  const ratios = new Map<string, number>()
+  for (const workload of options.workloads) {
+    for (const target of options.targets) {
+      const own = rows.filter((r) => r.workload === workload && r.target === target.name)
+      const ok = own.filter((r) => r.value !== undefined)
+      if (ok.length === 0) {
+        const reason = own.find((r) => r.skipped !== undefined)?.skipped ?? own.find((r) => r.error)?.error ??
+          "not run"
+        lines.push(`| ${workload} | ${target.name} | — | — | | | ${reason} |`)
+        continue
+      }
+      const values = ok.map((r) => r.value!)
+      const med = median(values)
+      medians.set(`${workload}/${target.name}`, med)
+      const perRun = ok.flatMap((r) => {
+        const floor = rows.find((f) => f.workload === workload && f.target === "raw-pg" && f.run === r.run)
+        return floor?.value === undefined || floor.value === 0 ? [] : [r.value! / floor.value]
+      })
+      const ratio = perRun.length === 0 ? undefined : median(perRun)
+      if (ratio !== undefined) ratios.set(`${workload}/${target.name}`, ratio)
+      const notes: Array<string> = []
+      const extraMedian = (key: string) => {
+        const xs = ok.map((r) => r[key]).filter((x): x is number => typeof x === "number")
+        return xs.length === 0 ? undefined : median(xs)
+      }
+      if (workload === "W3") {
+        notes.push(`conflicts ${fmt(extraMedian("conflicts") ?? 0)}, failed ${fmt(extraMedian("failed") ?? 0)}`)
+      }
+      if (workload === "W4") notes.push(`${fmt(extraMedian("loadsPerSecond") ?? 0)} loads/s`)
+      if (workload === "W5") {
+        const sum = (key: string) => ok.reduce((acc, r) => acc + (typeof r[key] === "number" ? r[key] : 0), 0)
+        notes.push(`missed ${sum("missed")}, duplicated ${sum("duplicated")} (all runs)`)
+      }
+      if (workload === "M1") {
+        notes.push(
+          `read ${fmt(extraMedian("eventsPerSecond") ?? 0)} ev/s, RSS before read ${
+            fmt(extraMedian("rssBeforeReadMB") ?? 0)
+          } MB`
+        )
+      }
+      const errors = own.filter((r) => r.error !== undefined).length
+      if (errors > 0) notes.push(`${errors} run(s) failed`)
+      lines.push(
+        `| ${workload} | ${target.name} | ${fmt(med)} | ${fmt(Math.min(...values))} – ${fmt(Math.max(...values))} | ${
+          ok[0]!.unit
+        } | ${ratio === undefined ? "" : `${ratio.toFixed(2)}×`} | ${notes.join("; ")} |`
+      )
+    }
+  }
+
+  // targets of shared/BENCHMARKS.md
+  const checks: Array<string> = []
+  const check = (label: string, value: number | undefined, pass: (v: number) => boolean, show: string) => {
+    if (value === undefined) return
+    checks.push(`- ${label}: ${show} → ${pass(value) ? "met" : "MISSED"}`)
+  }
+  for (const w of ["W1", "W2", "W3"] as const) {
+    const r = ratios.get(`${w}/postgres`)
+    check(`postgres ${w} ≥ 0.8× raw-pg`, r, (v) => v >= 0.8, `${r?.toFixed(2)}×`)
+  }
+  const w4 = ratios.get("W4/postgres")
+  check("postgres W4 ≤ 1.25× raw-pg (time per load)", w4, (v) => v <= 1.25, `${w4?.toFixed(2)}×`)
+  const w5 = ratios.get("W5/postgres")
+  if (w5 !== undefined) {
+    const pgRows = rows.filter((r) => r.workload === "W5" && r.target === "postgres" && r.value !== undefined)
+    const bad = pgRows.reduce((acc, r) => acc + Number(r.missed ?? 0) + Number(r.duplicated ?? 0), 0)
+    checks.push(
+      `- postgres W5 ≥ 0.5× raw-pg, 0 missed/duplicated: ${w5.toFixed(2)}×, ${bad} missed+duplicated → ${
+        w5 >= 0.5 && bad === 0 ? "met" : "MISSED"
+      }`
+    )
+  }
+  const m1 = medians.get("M1/postgres")
+  check("postgres M1 < 150 MB peak RSS", m1, (v) => v < 150, `${m1} MB`)
+  const memoryRuns = rows.filter((r) => r.workload === "W1" && r.target === "memory" && r.value !== undefined)
+  const vsEmmett = memoryRuns.flatMap((r) => {
+    const peer = rows.find((p) => p.workload === "W1" && p.target === "emmett-memory" && p.run === r.run)
+    return peer?.value === undefined ? [] : [r.value! / peer.value]
+  })
+  if (vsEmmett.length > 0) {
+    const v = median(vsEmmett)
+    check("memory W1 ≥ 10× emmett-memory", v, (x) => x >= 10, `${v.toFixed(1)}×`)
+  }
+  if (checks.length > 0) lines.push("", "Targets (shared/BENCHMARKS.md):", ...checks)
+  return lines.join("\n")
+}
+
+// -------------------------------------------------------------------------------------
+// main
+// -------------------------------------------------------------------------------------
+
+const main = async () => {
+  const options = parseArgs(process.argv.slice(2))
+  const needsDatabase = options.targets.some((t) => t.database)
+  const server = needsDatabase ? await startServer() : undefined
+  const stop = async () => {
+    await server?.stop()
+  }
+  const onSignal = () => {
+    void stop().finally(() => process.exit(130))
+  }
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+
+  const emit = (row: Row | Record<string, unknown>) => {
+    const line = JSON.stringify(row)
+    process.stdout.write(line + "\n")
+    if (options.out !== undefined) appendFileSync(options.out, line + "\n")
+  }
+  if (options.out !== undefined) writeFileSync(options.out, "")
+
+  emit({
+    kind: "environment",
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    memoryGB: round(totalmem() / 1024 ** 3, 1),
+    postgres: server === undefined ? undefined : `${server.version}${server.embedded ? " (embedded)" : ""}`,
+    effect: versionOf("effect"),
+    emmett: versionOf("@event-driven-io/emmett"),
+    emmettPostgresql: versionOf("@event-driven-io/emmett-postgresql"),
+    pg: versionOf("pg"),
+    workloads: options.workloads,
+    targets: options.targets.map((t) => t.name),
+    runs: options.runs
+  })
+
+  const rows: Array<Row> = []
+  try {
+    for (let run = 1; run <= options.runs; run++) {
+      for (const workload of options.workloads) {
+        for (const target of options.targets) {
+          log(`run ${run}/${options.runs} ${workload} ${target.name}`)
+          let row: Row
+          try {
+            const m = await runCase(server, workload, target, run)
+            row = {
+              workload,
+              target: target.name,
+              run,
+              value: m.value,
+              unit: m.unit,
+              higherIsBetter: m.higherIsBetter,
+              ...m.extra
+            }
+          } catch (error) {
+            row = error instanceof Unsupported
+              ? { workload, target: target.name, run, skipped: "not supported by the target" }
+              : {
+                workload,
+                target: target.name,
+                run,
+                error: error instanceof Error ? error.message.split("\n")[0]! : String(error)
+              }
+            if (!(error instanceof Unsupported)) log(`  failed: ${error instanceof Error ? error.stack : error}`)
+          }
+          rows.push(row)
+          emit(row)
+        }
+      }
+    }
+  } finally {
+    await stop()
+  }
+  process.stdout.write(`\n${summarize(rows, options)}\n`)
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`)
+    process.exit(1)
+  }
+)

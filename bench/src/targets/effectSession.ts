@@ -1,0 +1,100 @@
+/**
+ * A `Session` over any Layer that provides our `EventStore`: W1/W2/W5 through `EventStore.append` (the untyped
+ * port), W3 through `CommandHandler` (reload + retry on conflict), W4 through `Repository.load`, W5/M1 through
+ * `EventStore.readAll` as a Stream. Each phase runs as one Effect program.
+ */
+import { CommandHandler, EventStore, ExpectedVersion, Repository } from "@effect-eventsourcing/core"
+import type { StreamId } from "@effect-eventsourcing/core/StreamId"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import { Account, counters } from "../domain.js"
+import type { SeenEvent, Session } from "../target.js"
+import { NOTE } from "../target.js"
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+/** the aggregate id of a stream id `account-<id>` */
+const idOf = (streamId: string) => streamId.slice(streamId.indexOf("-") + 1)
+
+export const effectSession = async <E>(layer: Layer.Layer<EventStore.EventStore, E>): Promise<Session> => {
+  const runtime = ManagedRuntime.make(layer)
+  const store = await runtime.runPromise(EventStore.EventStore)
+  // every target retries a conflicting command until it goes through, at once (no backoff)
+  const handle = CommandHandler.make(Account, { retry: Schedule.forever })
+  const repository = Repository.make(Account)
+
+  return {
+    appendNew: (batches, concurrency) =>
+      runtime.runPromise(
+        Effect.forEach(
+          batches,
+          (batch) => store.append(batch.streamId as StreamId, batch.events, ExpectedVersion.NoStream),
+          { concurrency, discard: true }
+        )
+      ),
+    contended: (streamId, writers, perWriter) =>
+      runtime.runPromise(Effect.suspend(() => {
+        const id = idOf(streamId)
+        const before = counters.decisions
+        let succeeded = 0
+        let failed = 0
+        return Effect.forEach(
+          range(writers),
+          (writer) =>
+            Effect.forEach(
+              range(perWriter),
+              (i) =>
+                handle(id, { amount: ((writer * perWriter + i) % 100) + 1, note: NOTE }).pipe(
+                  Effect.match({
+                    onFailure: () => {
+                      failed++
+                    },
+                    onSuccess: () => {
+                      succeeded++
+                    }
+                  })
+                ),
+              { discard: true }
+            ),
+          { concurrency: writers, discard: true }
+        ).pipe(
+          Effect.map(() => ({
+            succeeded,
+            failed,
+            conflicts: counters.decisions - before - succeeded - failed
+          }))
+        )
+      })),
+    rehydrate: (streamId, times) =>
+      runtime.runPromise(Effect.gen(function*() {
+        const id = idOf(streamId)
+        const durations: Array<number> = []
+        let sum = 0
+        for (let i = 0; i < times; i++) {
+          const start = performance.now()
+          const loaded = yield* repository.load(id)
+          durations.push(performance.now() - start)
+          sum = loaded.state
+        }
+        return { durations, sum }
+      })),
+    readAll: (onChunk) =>
+      runtime.runPromise(
+        Stream.runForEachChunk(store.readAll(), (chunk) =>
+          Effect.sync(() =>
+            onChunk(
+              Chunk.toReadonlyArray(chunk).map((event): SeenEvent => ({
+                streamId: event.streamId,
+                version: event.version,
+                amount: (event.data as { readonly amount: number }).amount
+              }))
+            )
+          ))
+      ),
+    close: () => runtime.dispose()
+  }
+}
