@@ -140,7 +140,7 @@ export const given = <State, Command, Event, E>(
     when: (command) => makeWhen(self, command),
     thenState: (expected) =>
       Effect.suspend(() =>
-        Either.flatMap(foldGiven(self), (state) => compareState(self, undefined, expected, state, "the state differs"))
+        Either.flatMap(foldGiven(self), (state) => compareState(self, noCommand, expected, state, "the state differs"))
       )
   }
   return self
