@@ -1,18 +1,14 @@
 import { CheckpointStore } from "@effect-eventsourcing/core"
 import { PostgresCheckpointStore } from "@effect-eventsourcing/postgres"
 import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Scope } from "effect"
-import { freshDatabase } from "./subscriptionUtils.js"
+import { Deferred, Effect, Either, Exit, Fiber, Layer, Option, Scope } from "effect"
+import { freshDatabase } from "./utils.js"
 
 const Database = freshDatabase("checkpoints")
 
 /** A second, separate pool on the same database (another "process"). */
-const pool = (applicationName: string) =>
-  Layer.unwrapEffect(
-    Effect.map(Database.url, (url) => PgClient.layer({ url: Redacted.make(url), applicationName, maxConnections: 4 }))
-  )
+const pool = (applicationName: string) => Database.pool({ applicationName, maxConnections: 4 })
 
 const storeIn = (applicationName: string, schema?: string) =>
   Effect.gen(function*() {
