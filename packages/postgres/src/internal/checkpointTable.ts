@@ -26,14 +26,15 @@ export const ddl = (schema: string): ReadonlyArray<string> => [
 
 /**
  * Creates the table if missing, serialised across processes by a transaction-scoped advisory lock (concurrent
- * `create ... if not exists` can otherwise fail on the catalog's unique index).
+ * `create ... if not exists` can otherwise fail on the catalog's unique index). The lock key is the one the event
+ * store's migrations take for the same schema, so the two never race on `create schema`.
  *
  * @internal
  */
 export const ensure = (sql: SqlClient.SqlClient, schema: string): Effect.Effect<void, SqlError> =>
   sql.withTransaction(
     Effect.zipRight(
-      sql`select pg_advisory_xact_lock(('x' || substr(md5(${`effect-eventsourcing:checkpoints:${schema}`}), 1, 16))::bit(64)::bigint)`,
+      sql`select pg_advisory_xact_lock(hashtextextended(${`effect-eventsourcing:schema:${schema}`}, 0))`,
       Effect.forEach(ddl(schema), (statement) => sql.unsafe(statement), { discard: true })
     )
   )
