@@ -29,13 +29,22 @@ export const effectSession = async <E>(layer: Layer.Layer<EventStore.EventStore,
 
   return {
     appendNew: (batches, concurrency) =>
-      runtime.runPromise(
-        Effect.forEach(
-          batches,
-          (batch) => store.append(batch.streamId as StreamId, batch.events, ExpectedVersion.NoStream),
-          { concurrency, discard: true }
-        )
-      ),
+      // `concurrency` workers pulling the next batch, as forEachConcurrent does for the Promise targets
+      runtime.runPromise(Effect.suspend(() => {
+        let next = 0
+        const worker = Effect.whileLoop({
+          while: () => next < batches.length,
+          body: () => {
+            const batch = batches[next++]!
+            return store.append(batch.streamId as StreamId, batch.events, ExpectedVersion.NoStream)
+          },
+          step: () => undefined
+        })
+        return Effect.all(Array.from({ length: Math.min(concurrency, batches.length) }, () => worker), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      })),
     contended: (streamId, writers, perWriter) =>
       runtime.runPromise(Effect.suspend(() => {
         const id = idOf(streamId)

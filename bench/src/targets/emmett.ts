@@ -97,6 +97,8 @@ export const emmettPg: Target = {
   database: true,
   open: async (url, poolSize) => {
     const pool = new pg.Pool({ connectionString: url, max: poolSize })
+    // idle clients are killed when the database is dropped
+    pool.on("error", () => undefined)
     const store = getPostgreSQLEventStore(url, { connectionOptions: { pool } })
     await store.schema.migrate()
     const reader = dumbo({ connectionString: url, pool })

@@ -37,6 +37,8 @@ export const rawPg: Target = {
   database: true,
   open: async (url, poolSize) => {
     const pool = new pg.Pool({ connectionString: url, max: poolSize })
+    // idle clients are killed when the database is dropped
+    pool.on("error", () => undefined)
     await pool.query(schema)
 
     const append = (streamId: string, from: number, events: ReadonlyArray<{ type: string; data: unknown }>) =>

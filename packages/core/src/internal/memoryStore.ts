@@ -81,7 +81,8 @@ export const make = (
     const holds: Array<Pending> = []
     const locks = new Map<string, Lock>()
     const ids = new Map<string, EventStore.RecordedEvent>()
-    let signal = newSignal()
+    /** completed on the next change; created only when a subscriber waits, so that a commit allocates nothing */
+    let signal: Deferred.Deferred<void> | undefined
     const inline = options.inline ?? []
 
     const visibleUpTo = (): number => {
@@ -94,9 +95,12 @@ export const make = (
 
     const notify = () => {
       const current = signal
-      signal = newSignal()
+      if (current === undefined) return
+      signal = undefined
       Deferred.unsafeDone(current, Exit.void)
     }
+
+    const nextChange = (): Deferred.Deferred<void> => (signal ??= newSignal())
 
     const visibleVersion = (stream: StreamState | undefined): number =>
       stream === undefined || stream.events.length === 0 ? 0 : stream.events[stream.events.length - 1]!.version
@@ -198,12 +202,14 @@ export const make = (
       ReadonlyArray<EventStore.AppendResult>,
       EventStore.AppendError
     > =>
-      Effect.flatMap(DateTime.now, (
-        recordedAt
+      Effect.clockWith((
+        clock
       ): Effect.Effect<
         ReadonlyArray<EventStore.AppendResult>,
         EventStore.AppendError
       > => {
+        // the same instant as `DateTime.now`, read synchronously (one effect less on the hot path)
+        const recordedAt = DateTime.unsafeMake(clock.unsafeCurrentTimeMillis())
         const replay = replayed(requests)
         if (replay !== undefined) return replay
         const checked = check(requests)
@@ -370,7 +376,7 @@ export const make = (
           return Stream.repeatEffectChunk(Effect.suspend(() => {
             const end = Math.min(visibleUpTo(), cursor + PAGE)
             if (end <= cursor) {
-              return Effect.as(Deferred.await(signal), Chunk.empty<EventStore.RecordedEvent>())
+              return Effect.as(Deferred.await(nextChange()), Chunk.empty<EventStore.RecordedEvent>())
             }
             const out: Array<EventStore.RecordedEvent> = []
             for (let p = cursor + 1; p <= end; p++) {
