@@ -2,3 +2,8 @@
  * @since 0.1.0
  */
 export * as DeciderSpec from "./DeciderSpec.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as EventStoreContract from "./EventStoreContract.js"

@@ -1,0 +1,4 @@
+import { InMemoryEventStore } from "@effect-eventsourcing/core"
+import { EventStoreContract } from "@effect-eventsourcing/testing"
+
+EventStoreContract.suite("InMemoryEventStore", InMemoryEventStore.layer)
