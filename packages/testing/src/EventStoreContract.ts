@@ -276,8 +276,11 @@ const ensureExactlyOnceInOrder = (
 ): Effect.Effect<void, ContractViolation> =>
   Effect.gen(function*() {
     const deliveredIds = ids(delivered)
-    const duplicates = deliveredIds.filter((id, i) => deliveredIds.indexOf(id) !== i)
-    yield* ensure(duplicates.length === 0, `${what}: events delivered more than once: ${show(duplicates)}`)
+    const duplicates = delivered.filter((e, i) => deliveredIds.indexOf(e.id) !== i)
+    yield* ensure(
+      duplicates.length === 0,
+      `${what}: events delivered more than once, at positions ${show(positions(duplicates))}`
+    )
     const wanted = new Set(ids(expected))
     const missing = expected.filter((e) => !deliveredIds.includes(e.id))
     yield* ensure(
@@ -742,12 +745,6 @@ const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
     const slow = yield* Effect.forkScoped(ok(store.append(a, [ev("Slow", {})], ExpectedVersion.NoStream), "append"))
     const reserved = yield* withPatience(held.reserved, "the held commit reserving its position")
     yield* ok(store.append(b, [ev("Fast", {})], ExpectedVersion.NoStream), "append")
-    const during = yield* readAllOf(store, { filter: { categories: [category] } })
-    yield* ensureEqual(
-      during.map((e) => e.type),
-      [],
-      `readAll must not pass a commit in flight (position ${show(reserved)} held, a later one committed)`
-    )
     const subscriber = yield* Effect.forkScoped(
       collect(
         store.subscribe({ filter: { categories: [category] } }),
@@ -756,9 +753,15 @@ const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
       )
     )
     yield* Effect.sleep(settle) // let the subscriber poll while the hole is open
+    const during = yield* readAllOf(store, { filter: { categories: [category] } })
     yield* held.release
     yield* Fiber.join(slow)
     const delivered = yield* Fiber.join(subscriber)
+    yield* ensureEqual(
+      during.map((e) => e.type),
+      [],
+      `readAll must not pass a commit in flight (position ${show(reserved)} held, a later one committed)`
+    )
     const all = yield* readAllOf(store, { filter: { categories: [category] } })
     yield* ensureEqual(all.map((e) => e.type), ["Slow", "Fast"], "after release, both events in position order")
     yield* ensureEqual(positions(all)[0], reserved[0], "the held commit keeps its reserved position")
