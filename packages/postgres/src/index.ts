@@ -2,3 +2,13 @@
  * @since 0.1.0
  */
 export * as PostgresCheckpointStore from "./PostgresCheckpointStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as PostgresEventStore from "./PostgresEventStore.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as PostgresSnapshotStore from "./PostgresSnapshotStore.js"
