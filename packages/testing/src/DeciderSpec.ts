@@ -26,7 +26,17 @@ import type * as Aggregate from "@effect-eventsourcing/core/Aggregate"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { diffLists, encodeOr, encodeProblem, equivalent, indent, list, show } from "./internal/values.js"
+import {
+  attempt,
+  diffLists,
+  encodeOr,
+  encodeProblem,
+  equivalent,
+  indent,
+  list,
+  show,
+  thrown
+} from "./internal/values.js"
 
 // -------------------------------------------------------------------------------------
 // errors
@@ -179,16 +189,13 @@ const failure = <State, Command, Event, E>(
   return new SpecFailure({ aggregate: aggregate.name, reason, expected, actual, report: lines.join("\n") })
 }
 
-const thrown = (cause: unknown): string =>
-  cause instanceof Error ? `${cause.name}: ${cause.message}` : `thrown value ${show(cause)}`
-
 const foldGiven = <State, Command, Event, E>(
   given: Given<State, Command, Event, E>
 ): Either.Either<State, SpecFailure> => {
   let state = given.aggregate.initialState
   for (let i = 0; i < given.events.length; i++) {
     const event = given.events[i]!
-    const next = Either.try(() => given.aggregate.evolve(state, event))
+    const next = attempt(() => given.aggregate.evolve(state, event))
     if (Either.isLeft(next)) {
       return Either.left(
         failure(given, noCommand, `evolve threw on given event #${i + 1}`, undefined, undefined, [
@@ -234,7 +241,7 @@ const makeWhen = <State, Command, Event, E>(
     SpecFailure
   > = () =>
     Either.flatMap(foldGiven(given), (state) => {
-      const decision = Either.try(() => aggregate.decide(command, state))
+      const decision = attempt(() => aggregate.decide(command, state))
       if (Either.isLeft(decision)) {
         return Either.left(
           failure(given, command, "decide threw instead of returning an Either", undefined, undefined, [
@@ -374,7 +381,7 @@ const makeWhen = <State, Command, Event, E>(
         Either.flatMap(
           accepted([["expected state", indent(show(encodeOr(aggregate.state, expected)))]], expected),
           ({ events, state }) => {
-            const next = Either.try(() => events.reduce(aggregate.evolve, state))
+            const next = attempt(() => events.reduce(aggregate.evolve, state))
             if (Either.isLeft(next)) {
               return Either.left(
                 failure(given, command, "evolve threw on an emitted event", expected, undefined, [

@@ -7,3 +7,8 @@ export * as DeciderSpec from "./DeciderSpec.js"
  * @since 0.1.0
  */
 export * as EventStoreContract from "./EventStoreContract.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as DeciderLaws from "./DeciderLaws.js"

@@ -41,14 +41,14 @@ const evolve = (state: State, event: Opened | Deposited | Withdrawn): State => {
   }
 }
 
-/** A correct wallet: withdrawals above the balance are refused. */
-export const Wallet = Aggregate.make({
+/** The parts of a correct wallet: withdrawals above the balance are refused. */
+export const walletDefinition = {
   name: "wallet",
   events: Events,
   commands: Commands,
   state: State,
   initialState: { open: false, owner: "", balance: 0 },
-  decide: (command, state) => {
+  decide: (command: Open | Deposit | Withdraw | Noop, state: State) => {
     switch (command._tag) {
       case "Open":
         return Either.right([new Opened({ owner: command.owner })])
@@ -65,7 +65,9 @@ export const Wallet = Aggregate.make({
     }
   },
   evolve
-})
+}
+
+export const Wallet = Aggregate.make(walletDefinition)
 
 /** The planted bug: the overdraft check is missing, so a withdrawal can make the balance negative. */
 export const BuggyWallet = Aggregate.make({

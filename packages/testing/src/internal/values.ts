@@ -132,3 +132,10 @@ export const diffLists = (expected: ReadonlyArray<unknown>, actual: ReadonlyArra
   }
   return lines.length === 0 ? "  (both empty)" : lines.join("\n")
 }
+
+/** @internal runs a function that may throw, keeping what it threw */
+export const attempt = <A>(f: () => A): Either.Either<A, unknown> => Either.try({ try: f, catch: (cause) => cause })
+
+/** @internal what a function threw, readably */
+export const thrown = (cause: unknown): string =>
+  cause instanceof Error ? `${cause.name}: ${cause.message}` : `thrown value ${show(cause)}`
