@@ -1,7 +1,7 @@
 /**
  * Property-based laws for an {@link Aggregate.Aggregate}, over arbitraries derived from its Schemas
  * (`effect/Arbitrary`): commands from `aggregate.commands` (or the `commands` option), events from
- * `aggregate.events`. Call {@link suite} inside a `describe` to register every law with `it.effect.prop`:
+ * `aggregate.events`. Call {@link suite} inside a `describe` to register every law as an `@effect/vitest` property test:
  *
  * - **decide is deterministic**: on every state reached by a generated command sequence, deciding the same command
  *   twice gives equal results;
@@ -424,7 +424,8 @@ export const property = <A>(law: Law<A>): FastCheck.IPropertyWithHooks<[A]> =>
 // -------------------------------------------------------------------------------------
 
 /**
- * Registers every law of the aggregate as an `it.effect.prop` test (call it inside a `describe`). A failing law
+ * Registers every law of the aggregate as an `it.live.prop` test (`@effect/vitest`'s effectful property test without
+ * the test services, which the pure laws do not need), to call inside a `describe`. A failing law
  * prints fast-check's seed and shrunk counterexample, and the {@link LawViolation} with a trace of every step.
  *
  * @example
@@ -451,7 +452,7 @@ export const suite = <State, Command, Event, E>(
     ...(options.seed === undefined ? {} : { seed: options.seed })
   }
   const register = <A>(law: Law<A>) =>
-    it.effect.prop(`${aggregate.name}: ${law.name}`, [law.arbitrary], ([input]) => law.check(input), { fastCheck })
+    it.live.prop(`${aggregate.name}: ${law.name}`, [law.arbitrary], ([input]) => law.check(input), { fastCheck })
   register(all.deterministic)
   register(all.evolveTotal)
   register(all.rejectionEmitsNothing)
