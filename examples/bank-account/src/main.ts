@@ -1,11 +1,13 @@
 /**
- * Runs the example on the in-memory store (or on PostgreSQL when DATABASE_URL is set).
+ * Runs the example on the in-memory store, or on PostgreSQL when DATABASE_URL is set.
  */
-import { InMemoryEventStore } from "@effect-eventsourcing/core"
 import { Effect } from "effect"
+import { fromEnvironment } from "./layers.js"
 import { program } from "./program.js"
 
-Effect.runPromise(program("42").pipe(Effect.provide(InMemoryEventStore.layer))).then(
+const id = process.env.ACCOUNT_ID ?? `demo-${Date.now().toString(36)}`
+
+Effect.runPromise(program(id).pipe(Effect.provide(fromEnvironment))).then(
   () => undefined,
   (error) => {
     console.error(error)
