@@ -299,16 +299,16 @@ const makeWhen = <State, Command, Event, E>(
   const then = (
     expected: ReadonlyArray<Event>,
     ...rest: ReadonlyArray<unknown>
-  ): Effect.Effect<void, SpecFailure> =>
-    Effect.suspend(() => {
-      if (!Array.isArray(expected)) {
-        // `when(...)` has a `then` method; awaiting it by mistake must not hang silently
-        const reject = rest[0]
-        if (typeof reject === "function") {
-          reject(new Error("DeciderSpec: run the Effect of .then(events), .thenFails(error) or .thenNothing()"))
-        }
-        return Effect.die(new TypeError("DeciderSpec: .then expects an array of events"))
+  ): Effect.Effect<void, SpecFailure> => {
+    if (!Array.isArray(expected)) {
+      // `when(...)` has a `then` method, so `await` treats it as a promise: reject with a hint instead of hanging
+      const reject = rest[0]
+      if (typeof reject === "function") {
+        reject(new Error("DeciderSpec: run the Effect of .then(events), .thenFails(error) or .thenNothing()"))
       }
+      return Effect.die(new TypeError("DeciderSpec: .then expects an array of events"))
+    }
+    return Effect.suspend(() => {
       const expectedEncoded = encode(expected)
       return accepted([["expected events", list(expectedEncoded)]], expectedEncoded).pipe(
         Either.flatMap(({ events }) =>
@@ -333,6 +333,7 @@ const makeWhen = <State, Command, Event, E>(
         })
       )
     })
+  }
 
   return {
     given,

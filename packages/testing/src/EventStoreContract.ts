@@ -75,7 +75,7 @@ export class ContractViolation extends Schema.TaggedError<ContractViolation>()("
  * stores that are expected to fail.
  *
  * @since 0.1.0
- * @category models
+ * @category tags
  */
 export class Patience
   extends Context.Reference<Patience>()("@effect-eventsourcing/testing/EventStoreContract/Patience", {

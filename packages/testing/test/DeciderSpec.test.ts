@@ -112,4 +112,14 @@ describe("DeciderSpec", () => {
       )
       assert.include(invalid.reason, "expected event #1 does not encode")
     }))
+
+  it("awaiting a When by mistake rejects with a hint instead of hanging", async () => {
+    const when = DeciderSpec.given(Wallet, opened).when(new Withdraw({ amount: 4 }))
+    const error = await Promise.resolve(when as unknown as PromiseLike<unknown>).then(
+      () => undefined,
+      (e: unknown) => e
+    )
+    assert.instanceOf(error, Error)
+    assert.include(error.message, "run the Effect of .then(events)")
+  })
 })

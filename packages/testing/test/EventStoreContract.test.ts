@@ -1,7 +1,7 @@
 import { EventStore, ExpectedVersion, InMemoryEventStore } from "@effect-eventsourcing/core"
 import { EventStoreContract } from "@effect-eventsourcing/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Context, DateTime, Deferred, Duration, Effect, Layer, Stream } from "effect"
+import { Chunk, Context, DateTime, Deferred, Duration, Effect, FiberId, Layer, Stream } from "effect"
 
 // The suite itself, on the reference store (core runs it too).
 EventStoreContract.suite("InMemoryEventStore (self-test)", InMemoryEventStore.layer)
@@ -81,8 +81,8 @@ const naiveStore: Layer.Layer<EventStore.EventStore | InMemoryEventStore.Control
     const control: InMemoryEventStore.Control["Type"] = {
       holdNextCommit: Effect.sync(() => {
         const hold = {
-          reserved: Deferred.unsafeMake<ReadonlyArray<number>>(globalThis.Symbol() as never),
-          release: Deferred.unsafeMake<void>(globalThis.Symbol() as never)
+          reserved: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
+          release: Deferred.unsafeMake<void>(FiberId.none)
         }
         holds.push(hold)
         return { reserved: Deferred.await(hold.reserved), release: Deferred.succeed(hold.release, undefined) }
