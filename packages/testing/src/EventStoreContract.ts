@@ -781,6 +781,15 @@ const subscribeConcurrentWritersCheck = fixture(({ category, store, stream }) =>
       )
     )
     const late = yield* Deferred.make<ReadonlyArray<EventStore.RecordedEvent>, ContractViolation>()
+    // readAll while writers commit: every answer must be a prefix of the final log (holes are fine, reordering not)
+    const snapshots: Array<ReadonlyArray<EventStore.RecordedEvent>> = []
+    const reader = yield* Effect.forkScoped(
+      readAllOf(store, { filter: { categories: [category] } }).pipe(
+        Effect.tap((events) => Effect.sync(() => snapshots.push(events))),
+        Effect.zipRight(Effect.sleep("1 millis")),
+        Effect.forever
+      )
+    )
     yield* Effect.forEach(
       Array.from({ length: writers }, (_, w) => w),
       (w) =>
@@ -817,6 +826,7 @@ const subscribeConcurrentWritersCheck = fixture(({ category, store, stream }) =>
         }),
       { concurrency: "unbounded", discard: true }
     )
+    yield* Fiber.interrupt(reader)
     yield* ok(store.append(stream("end"), [ev("End", {})], ExpectedVersion.NoStream), "append")
     const delivered = yield* Fiber.join(subscriber)
     const all = yield* readAllOf(store, { filter: { categories: [category] } })
@@ -824,6 +834,19 @@ const subscribeConcurrentWritersCheck = fixture(({ category, store, stream }) =>
     yield* ensureIncreasingPositions(all, "readAll after concurrent writers")
     yield* ensureExactlyOnceInOrder(delivered, all, "subscription during concurrent writes")
     yield* ensureExactlyOnceInOrder(yield* Deferred.await(late), all, "subscription started during concurrent writes")
+    const allIds = ids(all)
+    for (const snapshot of snapshots) {
+      const prefix = snapshot.every((event, i) => allIds[i] === event.id)
+      if (!prefix) {
+        const seen = new Set(ids(snapshot))
+        const passed = all.filter((e) => !seen.has(e.id) && e.position < snapshot.at(-1)!.position)
+        return yield* fail(
+          `readAll during concurrent writes returned positions ${show(positions(snapshot))}, but events at positions ${
+            show(positions(passed))
+          } were committed below them later: readAll must never pass a commit in flight`
+        )
+      }
+    }
   })
 )
 

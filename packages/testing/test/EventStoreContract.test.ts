@@ -23,74 +23,82 @@ const broken = (
  * A store with the classic gap bug: positions are taken when a commit starts but become visible when it ends, and
  * readers move their cursor past whatever they have seen, so a slow commit below the cursor is skipped forever.
  */
-const naiveStore: Layer.Layer<EventStore.EventStore | InMemoryEventStore.Control> = Layer.effectContext(
-  Effect.sync(() => {
-    const streams = new Map<string, Array<EventStore.RecordedEvent>>()
-    const visible: Array<EventStore.RecordedEvent> = []
-    let next = 1
-    const holds: Array<{ reserved: Deferred.Deferred<ReadonlyArray<number>>; release: Deferred.Deferred<void> }> = []
-    const committed = (from: number, filter?: EventStore.Filter) =>
-      visible.filter((e) => e.position >= from && EventStore.matchesFilter(filter, e)).sort((a, b) =>
-        a.position - b.position
-      )
-    const append: Impl["append"] = (streamId, events, expected) =>
-      Effect.gen(function*() {
-        const actual = streams.get(streamId)?.length ?? 0
-        if (!ExpectedVersion.matches(expected, actual)) {
-          return yield* new EventStore.ConcurrencyConflict({ streamId, expected, actual })
-        }
-        const recordedAt = yield* DateTime.now
-        const recorded = events.map((e, i): EventStore.RecordedEvent => ({
-          id: e.id ?? globalThis.crypto.randomUUID(),
-          streamId,
-          version: actual + i + 1,
-          position: next++,
-          type: e.type,
-          data: e.data,
-          metadata: e.metadata ?? {},
-          recordedAt
-        }))
-        const hold = holds.shift()
-        if (hold !== undefined) {
-          yield* Deferred.succeed(hold.reserved, recorded.map((e) => e.position))
-          yield* Deferred.await(hold.release)
-        }
-        streams.set(streamId, [...(streams.get(streamId) ?? []), ...recorded])
-        visible.push(...recorded)
-        return { version: actual + events.length, position: recorded.at(-1)?.position ?? 0 }
-      })
-    const store = EventStore.make({
-      append,
-      appendMany: () => Effect.fail(new EventStore.EventStoreError({ method: "appendMany", cause: "unsupported" })),
-      read: (streamId) => Stream.fromIterable(streams.get(streamId) ?? []),
-      streamVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0),
-      readAll: (options) => Stream.suspend(() => Stream.fromIterable(committed(options?.from ?? 1, options?.filter))),
-      subscribe: (options) =>
-        Stream.suspend(() => {
-          let cursor = (options?.from ?? 1) - 1
-          return Stream.repeatEffectChunk(Effect.suspend(() => {
-            const batch = committed(cursor + 1, undefined)
-            if (batch.length === 0) return Effect.as(Effect.sleep("5 millis"), Chunk.empty())
-            cursor = batch.at(-1)!.position
-            return Effect.succeed(Chunk.fromIterable(batch.filter((e) => EventStore.matchesFilter(options?.filter, e))))
+const naiveStore = (
+  latency: (position: number) => number
+): Layer.Layer<EventStore.EventStore | InMemoryEventStore.Control> =>
+  Layer.effectContext(
+    Effect.sync(() => {
+      const streams = new Map<string, Array<EventStore.RecordedEvent>>()
+      const visible: Array<EventStore.RecordedEvent> = []
+      let next = 1
+      const holds: Array<{ reserved: Deferred.Deferred<ReadonlyArray<number>>; release: Deferred.Deferred<void> }> = []
+      const committed = (from: number, filter?: EventStore.Filter) =>
+        visible.filter((e) => e.position >= from && EventStore.matchesFilter(filter, e)).sort((a, b) =>
+          a.position - b.position
+        )
+      const append: Impl["append"] = (streamId, events, expected) =>
+        Effect.gen(function*() {
+          const actual = streams.get(streamId)?.length ?? 0
+          if (!ExpectedVersion.matches(expected, actual)) {
+            return yield* new EventStore.ConcurrencyConflict({ streamId, expected, actual })
+          }
+          const recordedAt = yield* DateTime.now
+          const recorded = events.map((e, i): EventStore.RecordedEvent => ({
+            id: e.id ?? globalThis.crypto.randomUUID(),
+            streamId,
+            version: actual + i + 1,
+            position: next++,
+            type: e.type,
+            data: e.data,
+            metadata: e.metadata ?? {},
+            recordedAt
           }))
-        }),
-      delete: (streamId) => Effect.sync(() => void streams.delete(streamId)),
-      lock: () => Effect.void
-    })
-    const control: InMemoryEventStore.Control["Type"] = {
-      holdNextCommit: Effect.sync(() => {
-        const hold = {
-          reserved: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
-          release: Deferred.unsafeMake<void>(FiberId.none)
-        }
-        holds.push(hold)
-        return { reserved: Deferred.await(hold.reserved), release: Deferred.succeed(hold.release, undefined) }
+          // a commit takes a while (a database round trip): concurrent commits finish out of position order
+          const delay = latency(recorded[0]?.position ?? 0)
+          if (delay > 0) yield* Effect.sleep(Duration.millis(delay))
+          const hold = holds.shift()
+          if (hold !== undefined) {
+            yield* Deferred.succeed(hold.reserved, recorded.map((e) => e.position))
+            yield* Deferred.await(hold.release)
+          }
+          streams.set(streamId, [...(streams.get(streamId) ?? []), ...recorded])
+          visible.push(...recorded)
+          return { version: actual + events.length, position: recorded.at(-1)?.position ?? 0 }
+        })
+      const store = EventStore.make({
+        append,
+        appendMany: (requests) => Effect.forEach(requests, (r) => append(r.streamId, r.events, r.expected)),
+        read: (streamId) => Stream.fromIterable(streams.get(streamId) ?? []),
+        streamVersion: (streamId) => Effect.sync(() => streams.get(streamId)?.length ?? 0),
+        readAll: (options) => Stream.suspend(() => Stream.fromIterable(committed(options?.from ?? 1, options?.filter))),
+        subscribe: (options) =>
+          Stream.suspend(() => {
+            let cursor = (options?.from ?? 1) - 1
+            return Stream.repeatEffectChunk(Effect.suspend(() => {
+              const batch = committed(cursor + 1, undefined)
+              if (batch.length === 0) return Effect.as(Effect.sleep("5 millis"), Chunk.empty())
+              cursor = batch.at(-1)!.position
+              return Effect.succeed(
+                Chunk.fromIterable(batch.filter((e) => EventStore.matchesFilter(options?.filter, e)))
+              )
+            }))
+          }),
+        delete: (streamId) => Effect.sync(() => void streams.delete(streamId)),
+        lock: () => Effect.void
       })
-    }
-    return Context.make(EventStore.EventStore, store).pipe(Context.add(InMemoryEventStore.Control, control))
-  })
-)
+      const control: InMemoryEventStore.Control["Type"] = {
+        holdNextCommit: Effect.sync(() => {
+          const hold = {
+            reserved: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
+            release: Deferred.unsafeMake<void>(FiberId.none)
+          }
+          holds.push(hold)
+          return { reserved: Deferred.await(hold.reserved), release: Deferred.succeed(hold.release, undefined) }
+        })
+      }
+      return Context.make(EventStore.EventStore, store).pipe(Context.add(InMemoryEventStore.Control, control))
+    })
+  )
 
 const violates = (
   store: string,
@@ -173,7 +181,18 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
   }))
   violates("a store delivering an event twice", duplicating, "subscribeConcurrentWriters", "more than once")
 
-  violates("a store with the classic gap bug", naiveStore, "subscribeHeldCommit", "subscribe across a commit in flight")
+  violates(
+    "a store with the classic gap bug",
+    naiveStore(() => 0),
+    "subscribeHeldCommit",
+    "subscribe across a commit in flight"
+  )
+  violates(
+    "a store with the classic gap bug, under real concurrency",
+    naiveStore((position) => (position * 7) % 5),
+    "subscribeConcurrentWriters",
+    "events never delivered"
+  )
 
   const forgetsIds = broken((inner) => ({
     append: (streamId, events, expected) => inner.append(streamId, events.map(({ id: _, ...rest }) => rest), expected)
