@@ -21,9 +21,8 @@ export const conflictCode = "EV409"
 /**
  * Version 1 of the store's tables.
  *
- * Gap safety. Every event row records in `xid` the newest transaction id that had been assigned when the row's
- * position was allocated (the writer's own id or later; the writer's id is assigned before its positions; running
- * transactions are read from `pg_stat_activity`, as a snapshot's xmax only covers completed ones). A reader
+ * Gap safety. Every event row records in `xid` an id at least as new as its writer's and as
+ * that of every transaction still running that allocated a position before it (see the append function). A reader
  * hands out rows in position order and stops at the first row whose `xid` is not below the `xmin` of its snapshot:
  * below that cut every transaction that could still hold a smaller position has ended, so no event can later appear
  * behind the reader. Writers never wait for each other except on the same stream.
@@ -34,11 +33,6 @@ export const migration1 = (schema: string): string => {
   const s = `"${schema}"`
   return `
 create sequence ${s}.events_position_seq as bigint;
-
-create table ${s}.streams (
-  stream_id text primary key,
-  version bigint not null check (version >= 0)
-);
 
 create table ${s}.events (
   position bigint primary key,
@@ -55,7 +49,6 @@ create table ${s}.events (
   constraint events_stream_version_key unique (stream_id, version)
 );
 alter sequence ${s}.events_position_seq owned by ${s}.events.position;
-create index events_xid_idx on ${s}.events (xid);
 create index events_category_idx on ${s}.events (category, position);
 create index events_type_idx on ${s}.events (type, position);
 
@@ -68,7 +61,8 @@ create table ${s}.snapshots (
 );
 
 -- Appends one or more requests atomically. Expected versions: -1 any, -2 stream exists, n >= 0 exactly n
--- (0 = no stream). Events are flattened: p_req is each event's request (1-based).
+-- (0 = no stream). Events are flattened: p_req is each event's request (1-based). A concurrent writer of the same
+-- stream makes the insert fail on events_stream_version_key (the caller maps or retries it).
 create function ${s}.append(
   p_stream_ids text[],
   p_categories text[],
@@ -89,20 +83,20 @@ declare
   starts bigint[] := array_fill(0::bigint, array[greatest(n, 1)]);
   firsts int[] := array_fill(0, array[greatest(n, 1)]);
   ks int[] := array_fill(0, array[greatest(total, 1)]);
+  own xid8;
   pos bigint[];
   cur bigint;
   exp bigint;
   w xid8;
   i int;
+  j int;
   r int;
-  inserted int;
 begin
   if current_setting('transaction_isolation') <> 'read committed' then
     raise exception 'event store appends must run at the read committed isolation level'
       using errcode = 'EV001';
   end if;
-  -- the transaction id is assigned before any position is allocated (gap safety)
-  perform pg_current_xact_id();
+  own := pg_current_xact_id_if_assigned();
   for i in 1 .. total loop
     r := p_req[i];
     counts[r] := counts[r] + 1;
@@ -111,46 +105,44 @@ begin
   end loop;
   for i in 1 .. n loop
     exp := p_expected[i];
-    select s.version into cur from ${s}.streams s where s.stream_id = p_stream_ids[i] for update;
-    if not found then
-      cur := 0;
-      if counts[i] > 0 and exp in (-1, 0) then
-        insert into ${s}.streams as s (stream_id, version) values (p_stream_ids[i], counts[i])
-          on conflict (stream_id) do nothing;
-        get diagnostics inserted = row_count;
-        if inserted = 1 then
-          starts[i] := 0;
-          continue;
-        end if;
-        -- created meanwhile by another writer (now committed): check against its version
-        select s.version into cur from ${s}.streams s where s.stream_id = p_stream_ids[i] for update;
-        if not found then cur := 0; end if;
+    cur := null;
+    for j in reverse i - 1 .. 1 loop
+      if p_stream_ids[j] = p_stream_ids[i] then
+        cur := starts[j] + counts[j];
+        exit;
       end if;
+    end loop;
+    if cur is null then
+      select coalesce(max(e.version), 0) into cur from ${s}.events e where e.stream_id = p_stream_ids[i];
     end if;
     if (exp = -2 and cur = 0) or (exp >= 0 and cur <> exp) then
       raise exception 'concurrency conflict' using errcode = '${conflictCode}', detail = (i - 1)::text || ':' || cur::text;
     end if;
     starts[i] := cur;
-    if counts[i] > 0 then
-      if cur = 0 then
-        insert into ${s}.streams as s (stream_id, version) values (p_stream_ids[i], counts[i])
-          on conflict (stream_id) do update set version = s.version + excluded.version;
-      else
-        update ${s}.streams s set version = cur + counts[i] where s.stream_id = p_stream_ids[i];
-      end if;
-    end if;
   end loop;
   if total > 0 then
-    select array_agg(p order by p) into pos from (select nextval('${s}.events_position_seq') as p from generate_series(1, total)) q;
-    -- w: at least every transaction id assigned before our positions were allocated. A snapshot's xmax only
-    -- covers completed transactions, so the running ones are read from pg_stat_activity (age() is relative to
-    -- our own id, which is assigned).
-    perform pg_stat_clear_snapshot();
-    select (greatest(
-      pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1,
-      pg_current_xact_id()::text::bigint + coalesce(max(-age(a.backend_xid)), 0)
-    ))::text::xid8 into w
-    from pg_stat_activity a where a.backend_xid is not null;
+    -- Positions are allocated one transaction at a time (a short critical section, not held until commit). A
+    -- transaction without an id gets it inside the section: every position allocated before is then held by a
+    -- transaction with an older id, so w = its own id. A transaction that already had an id reads the ids of the
+    -- running transactions after allocating (pg_stat_activity; age() is relative to its own id).
+    begin
+      perform pg_advisory_lock(hashtextextended('effect-eventsourcing:${schema}:positions', 0));
+      if own is null then
+        own := pg_current_xact_id();
+        w := own;
+      end if;
+      select array_agg(q.p order by q.p) into pos
+        from (select nextval('${s}.events_position_seq') as p from generate_series(1, total)) q;
+      perform pg_advisory_unlock(hashtextextended('effect-eventsourcing:${schema}:positions', 0));
+    exception when others or query_canceled then
+      perform pg_advisory_unlock(hashtextextended('effect-eventsourcing:${schema}:positions', 0));
+      raise;
+    end;
+    if w is null then
+      perform pg_stat_clear_snapshot();
+      select (own::text::bigint + greatest(coalesce(max(-age(b.backend_xid)), 0), 0))::text::xid8 into w
+        from pg_stat_activity b where b.backend_xid is not null;
+    end if;
     insert into ${s}.events (position, event_id, stream_id, category, version, type, data, metadata, recorded_at, xid)
     select pos[e.o], e.id, p_stream_ids[e.r], p_categories[e.r], starts[e.r] + ks[e.o], e.t, e.d, e.m, p_recorded_at, w
     from unnest(p_event_ids, p_req, p_types, p_data, p_metadata) with ordinality as e(id, r, t, d, m, o);

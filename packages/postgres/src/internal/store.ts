@@ -38,7 +38,7 @@ interface EventRow {
   readonly type: string
   readonly data: unknown
   readonly metadata: unknown
-  readonly recorded_at: Date
+  readonly recorded_ms: number
 }
 
 interface GlobalRow extends EventRow {
@@ -128,18 +128,31 @@ const jsonEquals = (a: unknown, b: unknown): boolean => {
     )
 }
 
-const toRecorded = (row: EventRow): EventStore.RecordedEvent => ({
+// consecutive rows usually share their commit time: reuse the DateTime
+let lastMillis = Number.NaN
+let lastDateTime: DateTime.Utc | undefined
+
+const dateTimeOf = (millis: number): DateTime.Utc => {
+  if (millis !== lastMillis || lastDateTime === undefined) {
+    lastMillis = millis
+    lastDateTime = DateTime.unsafeMake(millis)
+  }
+  return lastDateTime
+}
+
+const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.RecordedEvent => ({
   id: row.id,
-  streamId: row.stream_id as StreamId.StreamId,
+  streamId: streamId ?? row.stream_id as StreamId.StreamId,
   version: Number(row.version),
   position: Number(row.position),
   type: row.type,
   data: row.data,
   metadata: (row.metadata ?? {}) as EventStore.EventMetadata,
-  recordedAt: DateTime.unsafeFromDate(row.recorded_at)
+  recordedAt: dateTimeOf(row.recorded_ms)
 })
 
-const columns = "position, event_id::text as id, stream_id, version, type, data, metadata, recorded_at"
+const columns = "position, event_id as id, version, type, data, metadata, " +
+  "(extract(epoch from recorded_at) * 1000)::float8 as recorded_ms"
 
 /** @internal */
 export const make = <R>(
@@ -198,7 +211,10 @@ export const make = <R>(
     })
 
     const outsideTransaction = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.mapInputContext(effect, (ctx: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(ctx))
+      Effect.mapInputContext(
+        effect,
+        (ctx: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(ctx)
+      )
 
     let dirty = false
     let notifierSignal = Deferred.unsafeMake<void>(FiberId.none)
@@ -345,7 +361,10 @@ export const make = <R>(
 
     const versionOf = (streamId: string) =>
       Effect.map(
-        sql.unsafe<{ version: string }>(`select version from ${s}.streams where stream_id = $1`, [streamId]),
+        sql.unsafe<{ version: string }>(
+          `select coalesce(max(version), 0) as version from ${s}.events where stream_id = $1`,
+          [streamId]
+        ),
         (rows) => rows.length === 0 ? 0 : Number(rows[0]!.version)
       )
 
@@ -505,7 +524,17 @@ export const make = <R>(
             )
           )
           : call
-        const outcome = yield* Effect.either(run)
+        // two writers of the same stream read the same version: the later insert fails on the unique key once the
+        // first commits; running the call again checks the expectation against the new version (a conflict with the
+        // real actual version, or success for Any / StreamExists)
+        const outcome = yield* Effect.either(
+          Effect.retry(run, {
+            times: 50,
+            while: (error) =>
+              error._tag === "SqlError" && sqlState(error) === "23505" &&
+              constraintOf(error) === "events_stream_version_key"
+          })
+        )
         if (Either.isLeft(outcome)) {
           const error = outcome.left
           switch (error._tag) {
@@ -579,7 +608,11 @@ export const make = <R>(
           const request = prepared.requests.find((r) => detailOf(error).includes(r.streamId)) ?? prepared.requests[0]
           if (request !== undefined) {
             const actual = yield* outsideTransaction(versionOf(request.streamId))
-            return new EventStore.ConcurrencyConflict({ streamId: request.streamId, expected: request.expected, actual })
+            return new EventStore.ConcurrencyConflict({
+              streamId: request.streamId,
+              expected: request.expected,
+              actual
+            })
           }
         }
         return new EventStore.EventStoreError({ method, cause: error })
@@ -612,18 +645,18 @@ export const make = <R>(
             return Effect.succeed([Chunk.empty<EventStore.RecordedEvent>(), Option.none<boolean>()] as const)
           }
           const size = Math.min(pageSize, remaining)
-          return Effect.map(sql.unsafe<EventRow>(text, [streamId, low, high, size]), (rows) => {
-            const events = rows.map(toRecorded)
+          // one row more than the page tells whether another page follows, without an extra query at the end
+          return Effect.map(sql.unsafe<EventRow>(text, [streamId, low, high, size + 1]), (rows) => {
+            const more = rows.length > size
+            const page = more ? rows.slice(0, size) : rows
+            const events = page.map((row) => toRecorded(row, streamId))
             remaining -= events.length
             if (events.length > 0) {
               const edge = events[events.length - 1]!.version
               if (backward) high = edge - 1
               else low = edge + 1
             }
-            return [
-              Chunk.unsafeFromArray(events),
-              events.length === size ? Option.some(true) : Option.none<boolean>()
-            ] as const
+            return [Chunk.unsafeFromArray(events), more ? Option.some(true) : Option.none<boolean>()] as const
           })
         })
       }).pipe(Stream.mapError(storeError("read")))
@@ -671,9 +704,9 @@ export const make = <R>(
         params.push(head)
         bound = ` and e.position <= $${params.length}`
       }
-      const text =
-        `select e.position, e.event_id::text as id, e.stream_id, e.version, e.type, e.data, e.metadata, ` +
-        `e.recorded_at, e.xid::text as xid, s.xmin::text as xmin ` +
+      const text = `select e.position, e.event_id as id, e.stream_id, e.version, e.type, e.data, e.metadata, ` +
+        `(extract(epoch from e.recorded_at) * 1000)::float8 as recorded_ms, e.xid::text as xid, ` +
+        `s.xmin::text as xmin ` +
         `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral ` +
         `(select * from ${s}.events e where e.position > $1${bound}${conditions} order by e.position limit $2) e`
       return Effect.map(sql.unsafe<GlobalRow>(text, params), (rows) => {
@@ -684,7 +717,7 @@ export const make = <R>(
             blocked = true
             break
           }
-          events.push(toRecorded(row))
+          events.push(toRecorded(row, undefined))
         }
         return { events, blocked, full: rows.length === size }
       })
@@ -722,7 +755,9 @@ export const make = <R>(
           // taken before the query, so that a wake-up during the query is not lost
           pending = signal
           const page = yield* globalPage(cursor, undefined, subscribeOptions.filter, pageSize)
-          if (page.events.length > 0) cursor = page.events[page.events.length - 1]!.position
+          if (page.events.length > 0) {
+            cursor = page.events[page.events.length - 1]!.position
+          }
           caughtUp = !page.full || page.blocked
           return Chunk.unsafeFromArray(page.events)
         }))
@@ -738,17 +773,19 @@ export const make = <R>(
     const deleteStream = (streamId: StreamId.StreamId) => {
       const hooks = Effect.forEach(
         inline,
-        (projection) => projection.onDelete === undefined ? Effect.void : withContext(projection.onDelete(streamId)),
+        (projection) =>
+          projection.onDelete === undefined ? Effect.void : withContext(projection.onDelete(streamId)),
         { discard: true }
       ).pipe(Effect.mapError(storeError("delete")))
       const remove = sql.unsafe(
-        `with e as (delete from ${s}.events where stream_id = $1), ` +
-          `n as (delete from ${s}.snapshots where stream_id = $1) ` +
-          `delete from ${s}.streams where stream_id = $1`,
+        `with n as (delete from ${s}.snapshots where stream_id = $1) ` +
+          `delete from ${s}.events where stream_id = $1`,
         [streamId]
       )
       return sql.withTransaction(Effect.zipRight(hooks, remove)).pipe(
-        Effect.catchAllDefect((defect) => Effect.fail(defect)),
+        Effect.catchAllDefect((defect) =>
+          Effect.fail(defect)
+        ),
         Effect.mapError((cause) =>
           typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "EventStoreError"
             ? cause as EventStore.EventStoreError
