@@ -12,8 +12,9 @@ const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10
 
 const main = async () => {
   const [name, url] = process.argv.slice(2)
-  const target = targets.find((t) => t.name === name)
-  if (target === undefined || url === undefined) throw new Error(`usage: m1.ts <target> <url | ->`)
+  const entry = targets.find((t) => t.name === name)
+  if (entry === undefined || url === undefined) throw new Error(`usage: m1.ts <target> <url | ->`)
+  const target = await entry.load()
   const session = await target.open(url, 4)
   const read = session.readAll
   if (read === undefined) {

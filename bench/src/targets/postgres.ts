@@ -1,0 +1,21 @@
+/**
+ * Our PostgreSQL store: `PostgresEventStore.layer()` (default options: schema `event_store`, pages of 500 rows,
+ * one coalesced NOTIFY after commits) over `PgClient.layer` with the workload's pool size.
+ */
+import { PostgresEventStore } from "@effect-eventsourcing/postgres"
+import { PgClient } from "@effect/sql-pg"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type { Target } from "../target.js"
+import { effectSession } from "./effectSession.js"
+
+export const postgres: Target = {
+  name: "postgres",
+  database: true,
+  open: (url, pool) =>
+    effectSession(
+      PostgresEventStore.layer().pipe(
+        Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: pool }))
+      )
+    )
+}
