@@ -176,6 +176,7 @@ const m1Measurement = (result: Record<string, number | boolean>): Measurement =>
     extra: {
       rssBeforeReadMB: n("rssBeforeReadMB"),
       peakRssDuringReadMB: n("peakRssDuringReadMB"),
+      readGrowthMB: round(n("peakRssDuringReadMB") - n("rssBeforeReadMB"), 1),
       readSeconds: round(n("seconds"), 3),
       eventsPerSecond: round(n("events") / n("seconds"))
     }
