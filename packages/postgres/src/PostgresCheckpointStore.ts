@@ -43,11 +43,12 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as checkpointTable from "./internal/checkpointTable.js"
+import * as schemaSql from "./internal/schema.js"
 
 /**
- * `schema`: where the `checkpoints` table lives (default `event_store`, the event store's schema); it is created if
- * missing.
+ * `schema`: where the `checkpoints` table lives (default `event_store`, the event store's schema). The table is
+ * created by the event store's migrations, which `make` runs (they are idempotent and safe when several processes
+ * start at once).
  *
  * @since 0.1.0
  * @category models
@@ -76,14 +77,18 @@ export const make = (
 ): Effect.Effect<CheckpointStore.CheckpointStore.Service, EventStore.EventStoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const schema = options?.schema ?? checkpointTable.defaultSchema
-    if (!checkpointTable.isIdentifier(schema)) {
+    const schema = options?.schema ?? schemaSql.defaultSchema
+    if (!schemaSql.isIdentifier(schema)) {
       return yield* new EventStore.EventStoreError({
         method: "PostgresCheckpointStore.make",
         cause: new TypeError(`invalid schema name ${JSON.stringify(schema)}`)
       })
     }
-    yield* checkpointTable.ensure(sql, schema).pipe(Effect.mapError(toStoreError("make")))
+    // the store's migrations (the checkpoints table is one of them), serialised across processes
+    yield* schemaSql.migrate(sql.withoutTransforms(), schema).pipe(
+      Effect.catchAllDefect((defect) => Effect.fail(defect)),
+      Effect.mapError((cause) => new EventStore.EventStoreError({ method: "PostgresCheckpointStore.make", cause }))
+    )
     const table = sql(`${schema}.checkpoints`)
     // the table name is validated above; the statements below are the ones sent over the reserved connection
     const qualified = `"${schema}"."checkpoints"`

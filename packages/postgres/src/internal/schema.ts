@@ -3,6 +3,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import * as checkpointTable from "./checkpointTable.js"
 
 /** @internal */
 export const defaultSchema = "event_store"
@@ -162,7 +163,8 @@ $fn$;
 /** @internal */
 export const migrations = (schema: string): Migrator.Loader =>
   Migrator.fromRecord({
-    "1_create_event_store": Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(migration1(schema)))
+    "1_create_event_store": Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(migration1(schema))),
+    "2_create_checkpoints": Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(checkpointTable.migration(schema)))
   })
 
 const isRetryableDdlRace = (error: SqlError): boolean => {
