@@ -114,5 +114,8 @@ export const layer = (
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
-): Layer.Layer<SnapshotStore.SnapshotStore, EventStore.EventStoreError | ConfigError.ConfigError, SqlClient.SqlClient> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config), (options) => layer(options)))
+): Layer.Layer<
+  SnapshotStore.SnapshotStore,
+  EventStore.EventStoreError | ConfigError.ConfigError,
+  SqlClient.SqlClient
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), (options) => layer(options)))

@@ -291,7 +291,19 @@ export const make = <R>(
             }
             const exp = encodeExpected(request.expected)
             if (exp === undefined) {
-              throw new RangeError(`invalid expected version ${JSON.stringify(request.expected)}`)
+              // an Exact version that is not a non-negative integer never matches (as in the in-memory store)
+              return Effect.flatMap(
+                Effect.mapError(versionOf(request.streamId), (cause) =>
+                  new EventStore.EventStoreError({ method, cause })),
+                (actual) =>
+                  Effect.fail(
+                    new EventStore.ConcurrencyConflict({
+                      streamId: request.streamId,
+                      expected: request.expected,
+                      actual
+                    })
+                  )
+              )
             }
             streamIds.push(request.streamId)
             categories.push(StreamId.category(request.streamId))
@@ -305,7 +317,9 @@ export const make = <R>(
                 throw new TypeError(`event id must be a uuid, got ${JSON.stringify(String(event.id).slice(0, 100))}`)
               }
               const dataJson = JSON.stringify(event.data)
-              if (dataJson === undefined) throw new TypeError("event data is not a JSON value")
+              if (dataJson === undefined) {
+                throw new TypeError("event data is not a JSON value")
+              }
               const metadataJson = event.metadata === undefined ? "{}" : JSON.stringify(event.metadata)
               if (metadataJson === undefined || !metadataJson.startsWith("{")) {
                 throw new TypeError("event metadata is not a JSON object")
@@ -365,7 +379,8 @@ export const make = <R>(
           `select coalesce(max(version), 0) as version from ${s}.events where stream_id = $1`,
           [streamId]
         ),
-        (rows) => rows.length === 0 ? 0 : Number(rows[0]!.version)
+        (rows) =>
+          rows.length === 0 ? 0 : Number(rows[0]!.version)
       )
 
     /**
