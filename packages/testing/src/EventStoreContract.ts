@@ -381,7 +381,9 @@ const expectedVersionsCheck = fixture(({ store, stream }) =>
       [2, ExpectedVersion.Exact(2), true],
       [2, ExpectedVersion.Exact(1), false],
       [2, ExpectedVersion.Exact(3), false],
-      [0, ExpectedVersion.Exact(1), false]
+      [0, ExpectedVersion.Exact(1), false],
+      [2, ExpectedVersion.Exact(-1), false],
+      [2, ExpectedVersion.Exact(1.5), false]
     ]
     for (let i = 0; i < cases.length; i++) {
       const [existing, expected, succeeds] = cases[i]!
@@ -490,7 +492,8 @@ const readRangesCheck = fixture(({ store, stream }) =>
       [{ from: 3, to: 9, direction: "backward", limit: 2 }, [9, 8]],
       [{ from: 11 }, []],
       [{ from: 5, to: 4 }, []],
-      [{ to: 100 }, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]
+      [{ to: 100 }, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]],
+      [{ limit: 0 }, []]
     ]
     for (const [options, expected] of cases) {
       const events = yield* readStream(store, s, options)
@@ -544,6 +547,7 @@ const readAllFiltersCheck = fixture(({ category, newCategory, store, stream, tra
         "b1-2"
       ]],
       ["limit", { limit: 2, filter: { categories: both } }, ["a1-1", "a1-2"]],
+      ["limit 0", { limit: 0, filter: { categories: both } }, []],
       ["from and limit", { from: all[1]!.position, limit: 3, filter: { categories: [category] } }, [
         "a1-2",
         "a2-1",
