@@ -617,6 +617,16 @@ const deleteCheck = fixture(({ category, store, stream }) =>
     const again = yield* ok(store.append(s, [ev("Again", { n: 1 })], ExpectedVersion.NoStream), "re-creating")
     yield* ensureEqual(again.version, 1, "a deleted stream can be re-created from version 1")
     yield* ensureEqual((yield* readStream(store, s)).map((e) => e.type), ["Again"], "only the new events are read")
+    const subscribed = yield* collect(
+      store.subscribe({ filter: { categories: [category] } }),
+      (event) => event.type === "Again",
+      "subscribe over a deleted stream"
+    )
+    yield* ensureEqual(
+      subscribed.map((e) => [e.streamId, e.type]),
+      [[kept, "Numbered"], [kept, "Numbered"], [s, "Again"]],
+      "a subscription skips deleted events and goes on"
+    )
     yield* ok(store.delete(stream("never-existed")), "deleting a missing stream")
   })
 )
