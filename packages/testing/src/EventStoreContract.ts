@@ -23,7 +23,7 @@ import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import * as ExpectedVersion from "@effect-eventsourcing/core/ExpectedVersion"
 import * as InMemoryEventStore from "@effect-eventsourcing/core/InMemoryEventStore"
 import * as StreamId from "@effect-eventsourcing/core/StreamId"
-import { layer } from "@effect/vitest"
+import { describe, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -1148,9 +1148,12 @@ export const titles: { readonly [K in CheckName]: string } = {
  */
 export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore, E>, options?: Options): void => {
   const timeout = Duration.decode(options?.timeout ?? Duration.seconds(60))
-  layer(store, { excludeTestServices: true, timeout })(`EventStoreContract: ${name}`, (it) => {
-    for (const key of Object.keys(checks) as Array<CheckName>) {
-      it.effect(titles[key], () => checks[key], Duration.toMillis(timeout))
-    }
+  // sequential even under `sequence.concurrent`: the held-commit check holds the store's next commit
+  describe.sequential(`EventStoreContract: ${name}`, () => {
+    layer(store, { excludeTestServices: true, timeout })((it) => {
+      for (const key of Object.keys(checks) as Array<CheckName>) {
+        it.effect(titles[key], () => checks[key], Duration.toMillis(timeout))
+      }
+    })
   })
 }
