@@ -98,7 +98,8 @@ const detailOf = (error: SqlError): string => {
 
 /** A statement that failed without an answer from the server: the connection broke while it ran. */
 const isConnectionLoss = (error: SqlError): boolean =>
-  error.message === "Failed to execute statement" && sqlState(error) === undefined
+  (error.message === "Failed to execute statement" || error.message === "Connection error") &&
+  sqlState(error) === undefined
 
 const encodeExpected = (expected: ExpectedVersion.ExpectedVersion): number | undefined => {
   switch (expected._tag) {
