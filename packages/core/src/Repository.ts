@@ -148,29 +148,41 @@ export const make = <State, Command, Event, E>(
     { state: State; version: number } | undefined,
     EventStore.EventDecodeError | EventStore.EventStoreError
   > =>
-    Effect.suspend(() => {
+    // pulled chunk by chunk rather than `Stream.run*`, which forks a fiber per run and waits for it (several times
+    // the cost of an in-memory load, bench W4); one `yieldNow` at the end keeps a load a point where other fibers
+    // (background snapshot saves, concurrent commands) get to run, as the forked run did
+    Effect.scoped(Effect.flatMap(Stream.toPull(events), (pull) => {
       const acc = { state: start.state, version: start.version }
       let pending = snapshot
-      let stale = false
-      return Stream.runForEachChunk(events, (chunk) => {
-        for (const recorded of chunk) {
-          if (pending !== undefined) {
-            if (recorded.version !== start.version || recorded.recordedAt.epochMillis > pending.takenAt.epochMillis) {
-              stale = true
-              return Effect.void
+      const loop: Effect.Effect<
+        { state: State; version: number } | undefined,
+        EventStore.EventDecodeError | EventStore.EventStoreError
+      > = Effect.matchEffect(pull, {
+        onFailure: (error) =>
+          Option.isSome(error) ?
+            Effect.fail(error.value) :
+            Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc),
+        onSuccess: (chunk) => {
+          for (const recorded of chunk) {
+            if (pending !== undefined) {
+              if (recorded.version !== start.version || recorded.recordedAt.epochMillis > pending.takenAt.epochMillis) {
+                // stale snapshot: stop reading
+                return Effect.as(Effect.yieldNow(), undefined)
+              }
+              pending = undefined
+              continue
             }
-            pending = undefined
-            continue
+            acc.version = recorded.version
+            if (aggregate.retired.has(recorded.type)) continue
+            const event = decode(recorded)
+            if (Either.isLeft(event)) return Effect.fail(event.left)
+            acc.state = aggregate.evolve(acc.state, event.right)
           }
-          acc.version = recorded.version
-          if (aggregate.retired.has(recorded.type)) continue
-          const event = decode(recorded)
-          if (Either.isLeft(event)) return event.left
-          acc.state = aggregate.evolve(acc.state, event.right)
+          return loop
         }
-        return Effect.void
-      }).pipe(Effect.map(() => stale || pending !== undefined ? undefined : acc))
-    })
+      })
+      return loop
+    }))
 
   const initial = { state: aggregate.initialState, version: 0 }
 
