@@ -1049,6 +1049,7 @@ const hostileStreamIdsCheck = fixture(({ category, store, track }) =>
 
 /**
  * Every check of the contract, by name, as a plain Effect (see {@link suite} for what they cover).
+ * `subscribeHeldCommit` needs `InMemoryEventStore.Control` in the context and checks nothing without it.
  *
  * @example
  * ```ts

@@ -122,4 +122,17 @@ describe("DeciderSpec", () => {
     assert.instanceOf(error, Error)
     assert.include(error.message, "run the Effect of .then(events)")
   })
+
+  it("types are inferred from the aggregate", () => {
+    const when = DeciderSpec.given(Wallet, opened).when(new Deposit({ amount: 1 }))
+    // @ts-expect-error an event is not a command of the wallet
+    DeciderSpec.given(Wallet).when(new Deposited({ amount: 1 }))
+    // @ts-expect-error a command is not an event of the wallet
+    DeciderSpec.given(Wallet, [new Deposit({ amount: 1 })])
+    // @ts-expect-error NotOpen | Insufficient are the wallet's errors
+    when.thenFails(new Error("other"))
+    // @ts-expect-error the state has a balance
+    when.thenState({ open: true, owner: "Ada" })
+    assert.strictEqual(when.command._tag, "Deposit")
+  })
 })
