@@ -4,8 +4,9 @@
  * current `SqlClient` transaction.
  *
  * - **Exactly-once**: a subscription runs each batch in `lease.transaction` (`sql.withTransaction`); a handler that
- *   writes through the same `SqlClient` commits its writes together with the checkpoint, so a crash anywhere (the
- *   process, the connection, the backend) never applies an event twice nor loses one.
+ *   writes through the same `SqlClient` (the same pool: provide one PgClient layer to both) commits its writes
+ *   together with the checkpoint, so a crash anywhere (the process, the connection, the backend) never applies an
+ *   event twice nor loses one. Side effects outside that database (HTTP calls, brokers) stay at-least-once.
  * - **One consumer per name, across processes**: `acquire` waits on `pg_advisory_lock` on a reserved connection. When
  *   the holder's connection dies the lock is released by the server and a waiting consumer takes over.
  * - **Fencing**: acquiring bumps the row's `generation`; a lease's saves are `update ... where generation = $own
