@@ -40,6 +40,11 @@ export interface Projection<E = never, R = never> {
    * replay, to remove the read-side data derived from later events. Optional for backwards compatibility.
    */
   readonly onReset?: ((position: number) => Effect.Effect<void, E, R>) | undefined
+  /**
+   * Handles a batch of consecutive events at once (subscriptions use it when present, e.g. to write a whole batch
+   * in one statement); it must be equivalent to `handle` on each event in order.
+   */
+  readonly handleBatch?: ((events: ReadonlyArray<EventStore.RecordedEvent>) => Effect.Effect<void, E, R>) | undefined
 }
 
 /**
@@ -55,6 +60,27 @@ export const make = <E = never, R = never>(options: {
   [TypeId]: TypeId,
   name: options.name,
   handle: options.handle,
+  onDelete: options.onDelete,
+  onReset: options.onReset
+})
+
+/**
+ * A projection that handles events in batches: a subscription hands it each batch (up to its `batchSize`) at once,
+ * inside the batch's transaction; inline (and anywhere one event is handled) it receives one-event batches.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeBatched = <E = never, R = never>(options: {
+  readonly name: string
+  readonly handleBatch: (events: ReadonlyArray<EventStore.RecordedEvent>) => Effect.Effect<void, E, R>
+  readonly onDelete?: (streamId: StreamId) => Effect.Effect<void, E, R>
+  readonly onReset?: (position: number) => Effect.Effect<void, E, R>
+}): Projection<E, R> => ({
+  [TypeId]: TypeId,
+  name: options.name,
+  handle: (event) => options.handleBatch([event]),
+  handleBatch: options.handleBatch,
   onDelete: options.onDelete,
   onReset: options.onReset
 })

@@ -187,7 +187,12 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.RecordedEvent>) => {
       const last = Chunk.unsafeLast(batch).position
       return lease.transaction(
-        Effect.zipRight(Effect.forEach(batch, projection.handle, { discard: true }), lease.save(last))
+        Effect.zipRight(
+          projection.handleBatch === undefined
+            ? Effect.forEach(batch, projection.handle, { discard: true })
+            : projection.handleBatch(Chunk.toReadonlyArray(batch)),
+          lease.save(last)
+        )
       ).pipe(
         Effect.as(Option.none<CheckpointStore.LeaseLost>()),
         Effect.catchAll((error) => isLeaseLost(error) ? Effect.succeed(Option.some(error)) : Effect.fail(error as Err)),

@@ -141,4 +141,30 @@ describe("Projection", () => {
       assert.strictEqual(error._tag, "EventDecodeError")
       assert.strictEqual(yield* sub.processed, r.position)
     }).pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, CheckpointStore.layerMemory))))
+
+  it.scoped("a batched projection receives whole batches from a subscription, one-event batches inline", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
+      const batches = yield* Ref.make<ReadonlyArray<ReadonlyArray<number>>>([])
+      const projection = Projection.makeBatched({
+        name: "batched",
+        handleBatch: (events) => Ref.update(batches, (all) => [...all, events.map((e) => e.position)])
+      })
+      yield* store.append(
+        acc("1"),
+        Array.from({ length: 5 }, (_, i) => ({ type: "Deposited", data: { amount: i } })),
+        ExpectedVersion.NoStream
+      )
+      const sub = yield* Subscription.forkScoped(projection, { batchSize: 2 })
+      yield* sub.awaitPosition(5)
+      assert.deepStrictEqual(yield* Ref.get(batches), [[1, 2], [3, 4], [5]])
+
+      const inline = yield* InMemoryEventStore.make({ inline: [projection] })
+      yield* Ref.set(batches, [])
+      yield* inline.append(acc("2"), [{ type: "Deposited", data: { amount: 1 } }, {
+        type: "Deposited",
+        data: { amount: 2 }
+      }], ExpectedVersion.NoStream)
+      assert.deepStrictEqual(yield* Ref.get(batches), [[1], [2]])
+    }).pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, CheckpointStore.layerMemory))))
 })
