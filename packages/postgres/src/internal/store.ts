@@ -59,9 +59,8 @@ interface PreparedEvent {
   readonly id: string
   readonly given: boolean
   readonly type: string
-  readonly data: unknown
+  /** as stored (JSON text); parsed only when an inline projection or the idempotency check needs it */
   readonly dataJson: string
-  readonly metadata: EventStore.EventMetadata
   readonly metadataJson: string
 }
 
@@ -330,9 +329,7 @@ export const make = <R>(
                 id,
                 given: event.id !== undefined,
                 type: event.type,
-                data: JSON.parse(dataJson),
                 dataJson,
-                metadata: JSON.parse(metadataJson),
                 metadataJson
               })
               req.push(i + 1)
@@ -429,7 +426,7 @@ export const make = <R>(
               ? `it is stored in stream ${row.stream_id}`
               : last !== undefined && Number(row.version) !== Number(last.version) + 1
               ? "it is stored at another version"
-              : row.type !== event.type || !jsonEquals(row.data, event.data)
+              : row.type !== event.type || !jsonEquals(row.data, JSON.parse(event.dataJson))
               ? "it is stored with other content"
               : undefined
             if (row === undefined || reason !== undefined) {
@@ -500,8 +497,8 @@ export const make = <R>(
             version: first + k + 1,
             position: Number(row.positions[k]),
             type: event.type,
-            data: event.data,
-            metadata: event.metadata,
+            data: JSON.parse(event.dataJson),
+            metadata: JSON.parse(event.metadataJson),
             recordedAt: prepared.recordedAt
           })
         }
