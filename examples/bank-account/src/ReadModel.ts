@@ -83,6 +83,21 @@ export const start = Effect.zipRight(
   Subscription.forkScoped(projection, { filter: { categories: [Account.name] } })
 )
 
+/**
+ * The last committed global position of the event store (schema `event_store`). A global read can lag it while an
+ * older transaction is still open; this is what a read model must reach to reflect every committed command.
+ */
+export const lastCommittedPosition: Effect.Effect<number, SqlError.SqlError, SqlClient.SqlClient> = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ position: string | null }>`select max(position) as position from event_store.events`
+).pipe(Effect.map((rows) => Number(rows[0]?.position ?? 0)))
+
+/** Waits until the read model reflects every command committed so far. */
+export const awaitCaughtUp = <E>(
+  readModel: Subscription.Subscription<E>
+): Effect.Effect<void, E | EventStore.EventStoreError | SqlError.SqlError, SqlClient.SqlClient> =>
+  Effect.flatMap(lastCommittedPosition, readModel.awaitPosition)
+
 const toBalance = (row: {
   readonly account_id: string
   readonly owner: string

@@ -62,10 +62,7 @@ describe.runIf(serverUrl !== undefined)("account balances read model on PostgreS
             },
             { concurrency: 12 }
           )
-          // the last committed position (a global read may lag it while an older transaction is still open)
-          const sql = yield* SqlClient.SqlClient
-          const [last] = yield* sql<{ position: string }>`select max(position) as position from event_store.events`
-          yield* readModel.awaitPosition(Number(last!.position))
+          yield* ReadModel.awaitCaughtUp(readModel)
 
           const rows = yield* ReadModel.balances
           assert.strictEqual(rows.length, ids.length)
