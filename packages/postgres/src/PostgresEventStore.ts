@@ -13,9 +13,14 @@
  * - **Inline projections** (`inline`) run inside the append's transaction, on its connection: their own `SqlClient`
  *   statements join it, and if one fails the append fails with `EventStoreError` and nothing is stored. Their
  *   `onDelete` runs inside `delete`'s transaction.
- * - **readAll / subscribe** are gap-safe: a reader never passes an event that could still be committed behind it
- *   (transaction ids, see the README). A long-running writing transaction anywhere on the server delays global
- *   readers (never writers) until it ends. Reads page through keysets (`pageSize` rows at a time).
+ * - **readAll / subscribe** are gap-safe: a reader never passes an event that could still be committed behind it.
+ *   Each event row records a transaction id at least as new as its writer's and as that of every transaction
+ *   still running that took a position before it (positions are taken in a short critical section; a writer that
+ *   joined an older transaction reads the running ids from `pg_stat_activity`). Readers hand out rows in position
+ *   order and stop at the first row whose id is not below `pg_snapshot_xmin(pg_current_snapshot())`: every
+ *   transaction that could still commit a smaller position has then ended. So a long-running writing transaction
+ *   anywhere on the server delays global readers (never writers) until it ends. Reads page through keysets
+ *   (`pageSize` rows at a time, constant memory).
  * - **subscribe** catches up, then polls every `pollInterval` and is woken earlier by LISTEN/NOTIFY (a hint only).
  *   A watchdog pings the LISTEN connection every `watchdogInterval` and re-establishes it when it died.
  *   `notify`: `"afterCommit"` (default) sends one coalesced `pg_notify` after commits; `"inTransaction"` sends it

@@ -4,8 +4,8 @@
  */
 import { EventStore, ExpectedVersion, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore } from "@effect-eventsourcing/postgres"
-import { PgClient } from "@effect/sql-pg"
 import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
 import { Chunk, Effect, Layer, Redacted, Stream } from "effect"
 import pg from "pg"
 
@@ -126,12 +126,29 @@ const main = async () => {
     const rw4 = await rawW4(rawUrl)
     const storeUrl = await freshDb(`bench_store_${run}`)
     const { w1, w4 } = await Effect.runPromise(storeRun(storeUrl))
-    const row = { rawW1: Math.round(rw1), storeW1: Math.round(w1), w1Ratio: w1 / rw1, rawW4: rw4, storeW4: w4, w4Ratio: w4 / rw4 }
+    const row = {
+      rawW1: Math.round(rw1),
+      storeW1: Math.round(w1),
+      w1Ratio: w1 / rw1,
+      rawW4: rw4,
+      storeW4: w4,
+      w4Ratio: w4 / rw4
+    }
     console.log(JSON.stringify(row))
     results.push(row)
   }
   const m = (k: string) => median(results.map((r) => r[k]!))
-  console.log("median", JSON.stringify({ rawW1: m("rawW1"), storeW1: m("storeW1"), w1Ratio: m("w1Ratio"), rawW4: m("rawW4"), storeW4: m("storeW4"), w4Ratio: m("w4Ratio") }))
+  console.log(
+    "median",
+    JSON.stringify({
+      rawW1: m("rawW1"),
+      storeW1: m("storeW1"),
+      w1Ratio: m("w1Ratio"),
+      rawW4: m("rawW4"),
+      storeW4: m("storeW4"),
+      w4Ratio: m("w4Ratio")
+    })
+  )
 }
 
 void SqlClient

@@ -16,6 +16,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as schemaSql from "./schema.js"
@@ -148,11 +149,11 @@ const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.Rec
   type: row.type,
   data: row.data,
   metadata: (row.metadata ?? {}) as EventStore.EventMetadata,
-  recordedAt: dateTimeOf(row.recorded_ms)
+  recordedAt: dateTimeOf(Math.round(row.recorded_ms))
 })
 
 const columns = "position, event_id as id, version, type, data, metadata, " +
-  "(extract(epoch from recorded_at) * 1000)::float8 as recorded_ms"
+  "date_part('epoch', recorded_at) * 1000 as recorded_ms"
 
 /** @internal */
 export const make = <R>(
@@ -253,10 +254,11 @@ export const make = <R>(
       }).pipe(Effect.forever)
       // whatever ends first (the LISTEN stream failing, or the watchdog missing its ping) restarts both
       yield* Effect.raceFirst(Effect.exit(listen), Effect.exit(watchdog))
+      // events may have been committed while nobody listened: subscribers poll now
       yield* wake
-      yield* Effect.sleep("100 millis")
+      yield* Effect.sleep("500 millis")
     }).pipe(
-      Effect.catchAllCause(() => Effect.sleep("100 millis")),
+      Effect.catchAllCause(() => Effect.sleep("500 millis")),
       Effect.forever,
       Effect.interruptible
     )
@@ -718,7 +720,7 @@ export const make = <R>(
         bound = ` and e.position <= $${params.length}`
       }
       const text = `select e.position, e.event_id as id, e.stream_id, e.version, e.type, e.data, e.metadata, ` +
-        `(extract(epoch from e.recorded_at) * 1000)::float8 as recorded_ms, e.xid::text as xid, ` +
+        `date_part('epoch', e.recorded_at) * 1000 as recorded_ms, e.xid::text as xid, ` +
         `s.xmin::text as xmin ` +
         `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral ` +
         `(select * from ${s}.events e where e.position > $1${bound}${conditions} order by e.position limit $2) e`
@@ -767,7 +769,10 @@ export const make = <R>(
           }
           // taken before the query, so that a wake-up during the query is not lost
           pending = signal
-          const page = yield* globalPage(cursor, undefined, subscribeOptions.filter, pageSize)
+          // a poll that lost its connection is tried again (the pool replaces it) before the stream fails
+          const page = yield* globalPage(cursor, undefined, subscribeOptions.filter, pageSize).pipe(
+            Effect.retry({ while: isConnectionLoss, schedule: Schedule.exponential("50 millis"), times: 5 })
+          )
           if (page.events.length > 0) {
             cursor = page.events[page.events.length - 1]!.position
           }
