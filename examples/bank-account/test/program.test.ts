@@ -1,46 +1,49 @@
 import { CommandHandler, EventStore, InMemoryEventStore } from "@effect-eventsourcing/core"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { Chunk, Effect, Either, Stream } from "effect"
 import { Account, Deposit, OpenAccount, Withdraw } from "../src/Account.js"
 import { accounts, handle, program } from "../src/program.js"
 import * as quickstart from "../src/quickstart.js"
+import { stores } from "./database.js"
 
-describe("bank-account example", () => {
-  it.effect("runs the program on the in-memory store", () =>
-    Effect.gen(function*() {
-      const result = yield* program("1")
-      assert.strictEqual(result.refused, "refused")
-      assert.deepStrictEqual(result.state, { status: "open", owner: "Ada", balance: 70 })
-      assert.strictEqual(result.version, 3)
-      const final = yield* accounts.load("1")
-      assert.deepStrictEqual(final.state, { status: "closed", owner: "Ada", balance: 0 })
-      assert.strictEqual(final.version, 5)
-    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+for (const [storeName, store] of stores("bank_program")) {
+  layer(store, { excludeTestServices: true, timeout: "60 seconds" })(`bank-account example on ${storeName}`, (it) => {
+    it.effect("runs the program on the in-memory store", () =>
+      Effect.gen(function*() {
+        const result = yield* program("1")
+        assert.strictEqual(result.refused, "refused")
+        assert.deepStrictEqual(result.state, { status: "open", owner: "Ada", balance: 70 })
+        assert.strictEqual(result.version, 3)
+        const final = yield* accounts.load("1")
+        assert.deepStrictEqual(final.state, { status: "closed", owner: "Ada", balance: 0 })
+        assert.strictEqual(final.version, 5)
+      }))
 
-  it.effect("a refused command writes nothing", () =>
-    Effect.gen(function*() {
-      yield* handle("2", new OpenAccount({ owner: "Bob" }))
-      const refused = yield* Effect.either(handle("2", new Withdraw({ amount: 1 })))
-      assert(Either.isLeft(refused) && refused.left._tag === "InsufficientFunds")
-      const store = yield* EventStore.EventStore
-      assert.strictEqual(yield* store.streamVersion(yield* accounts.streamId("2")), 1)
-    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+    it.effect("a refused command writes nothing", () =>
+      Effect.gen(function*() {
+        yield* handle("2", new OpenAccount({ owner: "Bob" }))
+        const refused = yield* Effect.either(handle("2", new Withdraw({ amount: 1 })))
+        assert(Either.isLeft(refused) && refused.left._tag === "InsufficientFunds")
+        const store = yield* EventStore.EventStore
+        assert.strictEqual(yield* store.streamVersion(yield* accounts.streamId("2")), 1)
+      }))
 
-  it.effect("concurrent deposits all land: conflicts are retried against the reloaded state", () =>
-    Effect.gen(function*() {
-      yield* handle("3", new OpenAccount({ owner: "Cy" }))
-      const deposit = CommandHandler.make(Account, { retry: CommandHandler.defaultRetry })
-      yield* Effect.all(Array.from({ length: 8 }, () => deposit("3", new Deposit({ amount: 5 }))), {
-        concurrency: "unbounded"
-      })
-      const loaded = yield* accounts.load("3")
-      assert.strictEqual(loaded.state.balance, 40)
-      assert.strictEqual(loaded.version, 9)
-      const store = yield* EventStore.EventStore
-      const events = yield* Stream.runCollect(store.read(loaded.streamId))
-      assert.deepStrictEqual(Chunk.toArray(events).map((e) => e.version), [1, 2, 3, 4, 5, 6, 7, 8, 9])
-    }).pipe(Effect.provide(InMemoryEventStore.layer)))
-})
+    it.effect("concurrent deposits all land: conflicts are retried against the reloaded state", () =>
+      Effect.gen(function*() {
+        yield* handle("3", new OpenAccount({ owner: "Cy" }))
+        const deposit = CommandHandler.make(Account, { retry: CommandHandler.defaultRetry })
+        yield* Effect.all(Array.from({ length: 8 }, () => deposit("3", new Deposit({ amount: 5 }))), {
+          concurrency: "unbounded"
+        })
+        const loaded = yield* accounts.load("3")
+        assert.strictEqual(loaded.state.balance, 40)
+        assert.strictEqual(loaded.version, 9)
+        const store = yield* EventStore.EventStore
+        const events = yield* Stream.runCollect(store.read(loaded.streamId))
+        assert.deepStrictEqual(Chunk.toArray(events).map((e) => e.version), [1, 2, 3, 4, 5, 6, 7, 8, 9])
+      }))
+  })
+}
 
 describe("README quickstart", () => {
   it.effect("runs", () =>
