@@ -4,6 +4,8 @@ import { SqlClient } from "@effect/sql"
 import { assert, layer } from "@effect/vitest"
 import {
   Chunk,
+  Config,
+  ConfigProvider,
   Context,
   Deferred,
   Duration,
@@ -393,6 +395,29 @@ layer(Database.pool({ maxConnections: 16 }), { excludeTestServices: true, timeou
         const id = stream("boot")
         yield* store.append(id, [ev(1)], ExpectedVersion.NoStream)
         assert.strictEqual(yield* store.streamVersion(id), 1)
+      }))
+
+    it.scoped("layerConfig reads its options from Config", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const context = yield* Layer.build(
+          PostgresEventStore.layerConfig({ schema: Config.string("EVENT_STORE_SCHEMA"), pageSize: Config.succeed(2) })
+            .pipe(Layer.provideMerge(Database.pool({ applicationName: "config" })))
+        ).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["EVENT_STORE_SCHEMA", "from_config"]]))))
+        const store = Context.get(context, EventStore.EventStore)
+        const id = stream("config")
+        yield* store.append(id, [ev(1), ev(2), ev(3)], ExpectedVersion.NoStream)
+        assert.strictEqual((yield* collect(store.read(id))).length, 3)
+        const rows = yield* sql<{ n: string }>`select count(*) as n from from_config.events`
+        assert.strictEqual(Number(rows[0]!.n), 3)
+        const missing = yield* Effect.flip(
+          Layer.build(
+            PostgresEventStore.layerConfig({ schema: Config.string("EVENT_STORE_SCHEMA") }).pipe(
+              Layer.provideMerge(Database.pool({ applicationName: "config" }))
+            )
+          ).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
+        )
+        assert.strictEqual(missing._tag, "ConfigError")
       }))
 
     it.effect("a hostile schema name is refused with a typed error, creating nothing", () =>
