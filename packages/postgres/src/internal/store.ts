@@ -713,18 +713,55 @@ export const make = <R>(
       size: number
     ) => {
       const params: Array<unknown> = [cursor, size]
-      const conditions = filterSql(filter, params)
       let bound = ""
       if (head !== undefined) {
         params.push(head)
         bound = ` and e.position <= $${params.length}`
       }
+      // Each value of the most selective filter gets its own keyset scan of an index ordered by position
+      // ((category, position), (type, position)), merged by a union: `= any(...)` would read every matching row
+      // and sort them on every page.
+      const { categories, streamIds, types, ...times } = filter ?? {}
+      const [column, values, rest]: readonly [string, ReadonlyArray<string>, EventStore.Filter] =
+        categories !== undefined
+          ? ["category", categories, { ...times, ...(types && { types }), ...(streamIds && { streamIds }) }]
+          : types !== undefined
+          ? ["type", types, { ...times, ...(streamIds && { streamIds }) }]
+          : streamIds !== undefined
+          ? ["stream_id", streamIds, times]
+          : ["", [], times]
+      const conditions = filterSql(rest, params)
+      const branch = (condition: string) =>
+        `select * from ${s}.events e where e.position > $1${bound}${condition}${conditions} ` +
+        `order by e.position limit $2`
+      let inner: string
+      if (column === "") {
+        inner = branch("")
+      } else if (values.length === 0) {
+        inner = `${branch("")} offset 0 limit 0`
+      } else {
+        const branches = [...new Set(values)].map((value) => {
+          params.push(value)
+          return `(${branch(` and e.${column} = $${params.length}`)})`
+        })
+        inner = branches.length === 1
+          ? branches[0]!
+          : `select * from (${branches.join(" union all ")}) u order by u.position limit $2`
+      }
       const text = `select e.position, e.event_id as id, e.stream_id, e.version, e.type, e.data, e.metadata, ` +
         `date_part('epoch', e.recorded_at) * 1000 as recorded_ms, e.xid::text as xid, ` +
         `s.xmin::text as xmin ` +
-        `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral ` +
-        `(select * from ${s}.events e where e.position > $1${bound}${conditions} order by e.position limit $2) e`
-      return Effect.map(sql.unsafe<GlobalRow>(text, params), (rows) => {
+        `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral (${inner}) e`
+      const query = sql.unsafe<GlobalRow>(text, params)
+      // without fresh statistics (a table filled quickly) the planner prefers a bitmap scan of every matching row
+      // and a sort, on every page; the ordered index scan reads one page
+      const run = column === ""
+        ? query
+        : Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (joined) =>
+          Option.isSome(joined)
+            ? query
+            : sql.withTransaction(Effect.zipRight(sql.unsafe("set local enable_bitmapscan = off"), query)))
+      return Effect.map(run, (rows) => {
         const events: Array<EventStore.RecordedEvent> = []
         let blocked = false
         for (const row of rows) {
