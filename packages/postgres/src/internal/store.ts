@@ -542,14 +542,15 @@ export const make = <R>(
         // two writers of the same stream read the same version: the later insert fails on the unique key once the
         // first commits; running the call again checks the expectation against the new version (a conflict with the
         // real actual version, or success for Any / StreamExists)
-        const outcome = yield* Effect.either(
-          Effect.retry(run, {
-            times: 50,
-            while: (error) =>
+        const attempt = (left: number): typeof run =>
+          left === 0 ? run : Effect.catchIf(
+            run,
+            (error) =>
               error._tag === "SqlError" && sqlState(error) === "23505" &&
-              constraintOf(error) === "events_stream_version_key"
-          })
-        )
+              constraintOf(error) === "events_stream_version_key",
+            () => attempt(left - 1)
+          )
+        const outcome = yield* Effect.either(attempt(50))
         if (Either.isLeft(outcome)) {
           const error = outcome.left
           switch (error._tag) {
