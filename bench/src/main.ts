@@ -254,7 +254,7 @@ const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
         notes.push(
           `read ${fmt(extraMedian("eventsPerSecond") ?? 0)} ev/s, RSS before read ${
             fmt(extraMedian("rssBeforeReadMB") ?? 0)
-          } MB`
+          } MB, growth during read ${fmt(extraMedian("readGrowthMB") ?? 0)} MB`
         )
       }
       const errors = own.filter((r) => r.error !== undefined).length
