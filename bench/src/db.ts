@@ -62,7 +62,8 @@ export const startServer = async (): Promise<Server> => {
     user: "postgres",
     password: "bench",
     persistent: false,
-    createPostgresUser: true,
+    // as root, initdb must run as a `postgres` OS user (created if missing); a normal user runs it as itself
+    createPostgresUser: process.getuid?.() === 0,
     onLog: () => undefined,
     onError: () => undefined,
     postgresFlags: ["-c", "max_connections=200"]
