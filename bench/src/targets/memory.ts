@@ -1,7 +1,9 @@
 /**
- * Our in-memory store: `InMemoryEventStore.layer`.
+ * Our in-memory store: `InMemoryEventStore.layer`; `memory-snapshots` adds `SnapshotStore.layerMemory` and an
+ * aggregate that snapshots every 100 events.
  */
-import { InMemoryEventStore } from "@effect-eventsourcing/core"
+import { InMemoryEventStore, SnapshotStore } from "@effect-eventsourcing/core"
+import * as Layer from "effect/Layer"
 import type { Target } from "../target.js"
 import { effectSession } from "./effectSession.js"
 
@@ -9,4 +11,10 @@ export const memory: Target = {
   name: "memory",
   database: false,
   open: () => effectSession(InMemoryEventStore.layer)
+}
+
+export const memorySnapshots: Target = {
+  name: "memory-snapshots",
+  database: false,
+  open: () => effectSession(Layer.merge(InMemoryEventStore.layer, SnapshotStore.layerMemory), { snapshots: true })
 }

@@ -2,7 +2,7 @@
  * Our PostgreSQL store: `PostgresEventStore.layer()` (default options: schema `event_store`, pages of 500 rows,
  * one coalesced NOTIFY after commits) over `PgClient.layer` with the workload's pool size.
  */
-import { PostgresEventStore } from "@effect-eventsourcing/postgres"
+import { PostgresEventStore, PostgresSnapshotStore } from "@effect-eventsourcing/postgres"
 import { PgClient } from "@effect/sql-pg"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -17,5 +17,18 @@ export const postgres: Target = {
       PostgresEventStore.layer().pipe(
         Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: pool }))
       )
+    )
+}
+
+/** `postgres` plus `PostgresSnapshotStore` and an aggregate that snapshots every 100 events. */
+export const postgresSnapshots: Target = {
+  name: "postgres-snapshots",
+  database: true,
+  open: (url, pool) =>
+    effectSession(
+      Layer.merge(PostgresEventStore.layer(), PostgresSnapshotStore.layer()).pipe(
+        Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: pool }))
+      ),
+      { snapshots: true }
     )
 }
