@@ -25,6 +25,12 @@ export const targets: ReadonlyArray<TargetEntry> = [
     load: () => import("./targets/memory.js").then((m) => m.memorySnapshots)
   },
   {
+    name: "memory-untraced",
+    database: false,
+    optional: true,
+    load: () => import("./targets/memory.js").then((m) => m.memoryUntraced)
+  },
+  {
     name: "postgres-snapshots",
     database: true,
     optional: true,

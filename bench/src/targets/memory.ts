@@ -18,3 +18,10 @@ export const memorySnapshots: Target = {
   database: false,
   open: () => effectSession(Layer.merge(InMemoryEventStore.layer, SnapshotStore.layerMemory), { snapshots: true })
 }
+
+/** `memory` with Effect's tracer disabled (`Layer.setTracerEnabled(false)`): what the spans cost. */
+export const memoryUntraced: Target = {
+  name: "memory-untraced",
+  database: false,
+  open: () => effectSession(Layer.merge(InMemoryEventStore.layer, Layer.setTracerEnabled(false)))
+}

@@ -179,17 +179,17 @@ export const make = (
     const check = (
       requests: ReadonlyArray<EventStore.AppendRequest>
     ): Exit.Exit<ReadonlyArray<Prepared>, EventStore.ConcurrencyConflict | EventStore.EventStoreError> => {
-      const tentative = new Map<string, number>()
+      const tentative = requests.length > 1 ? new Map<string, number>() : undefined
       const prepared: Array<Prepared> = []
       for (const request of requests) {
         const stream = streams.get(request.streamId)
-        const actual = tentative.get(request.streamId) ?? stream?.reserved ?? 0
+        const actual = tentative?.get(request.streamId) ?? stream?.reserved ?? 0
         if (!ExpectedVersion.matches(request.expected, actual)) {
           return Exit.fail(
             new EventStore.ConcurrencyConflict({ streamId: request.streamId, expected: request.expected, actual })
           )
         }
-        tentative.set(request.streamId, actual + request.events.length)
+        tentative?.set(request.streamId, actual + request.events.length)
         prepared.push({ streamId: request.streamId, stream, from: actual, events: request.events })
       }
       return Exit.succeed(prepared)
@@ -251,9 +251,9 @@ export const make = (
             position: events.length === 0 ? 0 : events[events.length - 1]!.position
           }
         })
-        const all = built.flat()
+        const all = built.length === 1 ? built[0]! : built.flat()
         if (all.length === 0) {
-          return Effect.succeed(results)
+          return Exit.succeed(results)
         }
 
         // reserve: versions and positions belong to this commit from now on
@@ -269,7 +269,7 @@ export const make = (
         }
         for (let i = 0; i < all.length; i++) log.push(undefined)
 
-        const publish = Effect.sync(() => {
+        const publishNow = () => {
           for (const event of all) {
             const stream = streams.get(event.streamId)
             if (stream === undefined) continue // deleted while in flight
@@ -280,16 +280,18 @@ export const make = (
           inFlight.delete(first)
           notify()
           return results
-        })
+        }
+
+        const hold = holds.shift()
+        // the common case: nothing to wait for, the commit is one synchronous step
+        if (hold === undefined && inline.length === 0) return Exit.succeed(publishNow())
+        const publish = Effect.sync(publishNow)
 
         const runInline = inline.length === 0
           ? Effect.void
           : Effect.forEach(inline, (projection) => Effect.forEach(all, projection.handle, { discard: true }), {
             discard: true
           })
-
-        const hold = holds.shift()
-        if (hold === undefined && inline.length === 0) return publish
 
         inFlight.add(first)
         const rollback = Effect.sync(() => {
