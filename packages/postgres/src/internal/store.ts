@@ -43,8 +43,8 @@ interface EventRow {
 }
 
 interface GlobalRow extends EventRow {
-  readonly xid: string
-  readonly xmin: string
+  /** the row's recorded id is below the snapshot's xmin (see the gap-safety note of the migration) */
+  readonly safe: boolean
 }
 
 interface StoredRow {
@@ -152,6 +152,12 @@ const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.Rec
   recordedAt: dateTimeOf(Math.round(row.recorded_ms))
 })
 
+/**
+ * Rows per query when no `pageSize` is given: a stream of up to this many events is read in one round trip, and the
+ * global log in few (constant memory either way).
+ */
+const defaultPageSize = 5_000
+
 const columns = "position, event_id as id, version, type, data, metadata, " +
   "date_part('epoch', recorded_at) * 1000 as recorded_ms"
 
@@ -173,7 +179,7 @@ export const make = <R>(
         )
       })
     }
-    const pageSize = options.pageSize ?? 500
+    const pageSize = options.pageSize ?? defaultPageSize
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
       return yield* new EventStore.EventStoreError({
         method: "make",
@@ -713,12 +719,10 @@ export const make = <R>(
       filter: EventStore.Filter | undefined,
       size: number
     ) => {
+      // The head is cut on the client: a two-sided range (`position > $1 and position <= head`) on a freshly filled
+      // table (no statistics yet) makes the planner pick a bitmap scan plus a sort of the whole remaining range on
+      // every page; `position > $1 order by position limit $2` is an ordered scan of one page.
       const params: Array<unknown> = [cursor, size]
-      let bound = ""
-      if (head !== undefined) {
-        params.push(head)
-        bound = ` and e.position <= $${params.length}`
-      }
       // Each value of the most selective filter gets its own keyset scan of an index ordered by position
       // ((category, position), (type, position)), merged by a union: `= any(...)` would read every matching row
       // and sort them on every page.
@@ -733,7 +737,7 @@ export const make = <R>(
           : ["", [], times]
       const conditions = filterSql(rest, params)
       const branch = (condition: string) =>
-        `select * from ${s}.events e where e.position > $1${bound}${condition}${conditions} ` +
+        `select * from ${s}.events e where e.position > $1${condition}${conditions} ` +
         `order by e.position limit $2`
       let inner: string
       if (column === "") {
@@ -750,8 +754,7 @@ export const make = <R>(
           : `select * from (${branches.join(" union all ")}) u order by u.position limit $2`
       }
       const text = `select e.position, e.event_id as id, e.stream_id, e.version, e.type, e.data, e.metadata, ` +
-        `date_part('epoch', e.recorded_at) * 1000 as recorded_ms, e.xid::text as xid, ` +
-        `s.xmin::text as xmin ` +
+        `date_part('epoch', e.recorded_at) * 1000 as recorded_ms, e.xid < s.xmin as safe ` +
         `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral (${inner}) e`
       const query = sql.unsafe<GlobalRow>(text, params)
       // without fresh statistics (a table filled quickly) the planner prefers a bitmap scan of every matching row
@@ -765,14 +768,20 @@ export const make = <R>(
       return Effect.map(run, (rows) => {
         const events: Array<EventStore.RecordedEvent> = []
         let blocked = false
+        let atHead = false
         for (const row of rows) {
-          if (BigInt(row.xid) >= BigInt(row.xmin)) {
+          if (!row.safe) {
             blocked = true
             break
           }
-          events.push(toRecorded(row, undefined))
+          const event = toRecorded(row, undefined)
+          if (head !== undefined && event.position > head) {
+            atHead = true
+            break
+          }
+          events.push(event)
         }
-        return { events, blocked, full: rows.length === size }
+        return { events, blocked, atHead, full: rows.length === size }
       })
     }
 
@@ -787,7 +796,7 @@ export const make = <R>(
                 const next = page.events.length === 0 ? cursor : page.events[page.events.length - 1]!.position
                 return [
                   Chunk.unsafeFromArray(page.events),
-                  page.full && !page.blocked && next < head ? Option.some(next) : Option.none()
+                  page.full && !page.blocked && !page.atHead && next < head ? Option.some(next) : Option.none()
                 ]
               }))
           }
