@@ -158,7 +158,8 @@ const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.Rec
  */
 const defaultPageSize = 5_000
 
-const columns = "position, event_id as id, version, type, data, metadata, " +
+// empty metadata (the common case) comes back as null: no JSON parse per row
+const columns = "position, event_id as id, version, type, data, nullif(metadata, '{}'::jsonb) as metadata, " +
   "date_part('epoch', recorded_at) * 1000 as recorded_ms"
 
 /** @internal */
@@ -753,7 +754,8 @@ export const make = <R>(
           ? branches[0]!
           : `select * from (${branches.join(" union all ")}) u order by u.position limit $2`
       }
-      const text = `select e.position, e.event_id as id, e.stream_id, e.version, e.type, e.data, e.metadata, ` +
+      const text =
+        `select e.position, e.event_id as id, e.stream_id, e.version, e.type, e.data, nullif(e.metadata, '{}'::jsonb) as metadata, ` +
         `date_part('epoch', e.recorded_at) * 1000 as recorded_ms, e.xid < s.xmin as safe ` +
         `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral (${inner}) e`
       const query = sql.unsafe<GlobalRow>(text, params)

@@ -1,0 +1,72 @@
+/**
+ * W4 split: store.read fold vs the same SQL through the same client vs minimal columns.
+ * Run: DATABASE_URL=postgres://postgres@localhost:5432/postgres npx tsx packages/postgres/test-bench/w4only.ts
+ */
+import { EventStore, ExpectedVersion, StreamId } from "@effect-eventsourcing/core"
+import { PostgresEventStore } from "@effect-eventsourcing/postgres"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted, Stream } from "effect"
+import pg from "pg"
+
+const base = process.env.DATABASE_URL ?? "postgres://postgres@localhost:5432/postgres"
+const note = "n".repeat(64)
+const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+const main = async () => {
+  const admin = new pg.Client({ connectionString: base })
+  await admin.connect()
+  await admin.query("drop database if exists bench_w4only")
+  await admin.query("create database bench_w4only")
+  await admin.end()
+  const u = new URL(base)
+  u.pathname = "/bench_w4only"
+  const prog = Effect.gen(function*() {
+    const store = yield* EventStore.EventStore
+    const sql = yield* SqlClient.SqlClient
+    const big = StreamId.unsafeMake("big", "1")
+    for (let k = 0; k < 10; k++) {
+      yield* store.append(
+        big,
+        Array.from({ length: 100 }, (_, j) => ({ type: "Deposited", data: { amount: k * 100 + j + 1, note } })),
+        ExpectedVersion.Any
+      )
+    }
+    const time = (label: string, eff: Effect.Effect<unknown, unknown>) =>
+      Effect.gen(function*() {
+        const times: Array<number> = []
+        for (let i = 0; i < 300; i++) {
+          const t0 = performance.now()
+          yield* eff
+          times.push(performance.now() - t0)
+        }
+        console.log(label, median(times.slice(50)).toFixed(3))
+      })
+    const raw = sql.withoutTransforms()
+    for (let r = 0; r < 2; r++) {
+      yield* time(
+        "store.read",
+        Stream.runFold(store.read(big), 0, (acc, e) => acc + (e.data as { amount: number }).amount)
+      )
+      yield* time(
+        "same sql",
+        raw.unsafe(
+          `select position, event_id as id, version, type, data, metadata, date_part('epoch', recorded_at) * 1000 as recorded_ms from event_store.events where stream_id = $1 and version >= $2 and version <= $3 order by version asc limit $4`,
+          [big, 1, Number.MAX_SAFE_INTEGER, 5001]
+        )
+      )
+      yield* time(
+        "version,data",
+        raw.unsafe(`select version, type, data from event_store.events where stream_id = $1 order by version`, [big])
+      )
+    }
+  }).pipe(
+    Effect.provide(
+      PostgresEventStore.layer().pipe(
+        Layer.provideMerge(PgClient.layer({ url: Redacted.make(u.toString()), maxConnections: 2 }))
+      )
+    )
+  )
+  await Effect.runPromise(prog)
+}
+main()
