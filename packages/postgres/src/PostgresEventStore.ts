@@ -67,7 +67,8 @@ import * as internal from "./internal/store.js"
  * - `schema`: the PostgreSQL schema of the tables (default `"event_store"`); a lowercase identifier.
  * - `inline`: projections run inside every append's transaction (see the module docs); their requirements `R`
  *   are captured when the store is built.
- * - `pageSize`: rows fetched per query by `read`, `readAll` and `subscribe` (default 5,000: a stream of up to 5,000 events is read in one round trip).
+ * - `pageSize`: rows fetched per query by `read`, `readAll` and `subscribe` (default: 5,000 for `read`, so that a
+ *   stream of up to 5,000 events is read in one round trip; 1,000 for `readAll` and `subscribe`).
  * - `pollInterval`: how often a caught-up subscription polls (default 1 second).
  * - `watchdogInterval`: how often the LISTEN connection is checked (default 10 seconds).
  * - `notify`: how appends wake subscribers of other processes (default `"afterCommit"`).
