@@ -378,6 +378,30 @@ layer(Database.pool({ maxConnections: 16 }), { excludeTestServices: true, timeou
         assert.strictEqual(yield* store.streamVersion(id), 0)
       }))
 
+    it.scoped("NoStream / Exact(0) on an existing stream: a conflict with the actual version, also inside a transaction", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const store = yield* PostgresEventStore.make()
+        const id = stream("exists")
+        yield* store.append(id, [ev(1), ev(2)], ExpectedVersion.NoStream)
+        for (const expected of [ExpectedVersion.NoStream, ExpectedVersion.Exact(0)]) {
+          const error = yield* Effect.flip(store.append(id, [ev(3)], expected))
+          assert.strictEqual(error._tag, "ConcurrencyConflict")
+          if (error._tag === "ConcurrencyConflict") assert.strictEqual(error.actual, 2)
+        }
+        // the failed insert is rolled back to a savepoint: the caller's transaction goes on and commits
+        const other = stream("exists-other")
+        const inner = yield* sql.withTransaction(Effect.gen(function*() {
+          const conflict = yield* Effect.flip(store.append(id, [ev(3)], ExpectedVersion.NoStream))
+          yield* store.append(other, [ev(1)], ExpectedVersion.NoStream)
+          return conflict._tag
+        }))
+        assert.strictEqual(inner, "ConcurrencyConflict")
+        assert.strictEqual(yield* store.streamVersion(id), 2)
+        assert.strictEqual(yield* store.streamVersion(other), 1)
+        assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.read(id))), 2)
+      }))
+
     it.scoped("migrations run concurrently from several pools are safe", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient

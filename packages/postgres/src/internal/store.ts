@@ -556,10 +556,10 @@ export const make = <R>(
         // two writers of the same stream read the same version: the later insert fails on the unique key once the
         // first commits; running the call again checks the expectation against the new version (a conflict with the
         // real actual version, or success for Any / StreamExists)
-        // (the single-request NoStream fast path of the append function never reads the version: there the
+        // (the single-request NoStream / Exact(0) fast path of the append function never reads the version: there the
         // violation is the conflict, mapped below without running the call again)
         const only = requests.length === 1 ? requests[0] : undefined
-        const retries = only !== undefined && only.expected._tag === "NoStream" && only.events.length > 0 ? 0 : 50
+        const retries = only !== undefined && only.events.length > 0 && encodeExpected(only.expected) === 0 ? 0 : 50
         const attempt = (left: number): typeof run =>
           left === 0 ? run : Effect.catchIf(
             run,
