@@ -379,6 +379,7 @@ const expectedVersionsCheck = fixture(({ store, stream }) =>
       [0, ExpectedVersion.StreamExists, false],
       [2, ExpectedVersion.StreamExists, true],
       [0, ExpectedVersion.Exact(0), true],
+      [2, ExpectedVersion.Exact(0), false],
       [2, ExpectedVersion.Exact(2), true],
       [2, ExpectedVersion.Exact(1), false],
       [2, ExpectedVersion.Exact(3), false],
