@@ -430,6 +430,33 @@ export const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent, 
 export const subscribe = (options?: SubscribeOptions): Stream.Stream<RecordedEvent, EventStoreError, EventStore> =>
   Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))
 
+const jsonEquals = (a: unknown, b: unknown): boolean => {
+  if (a === b) return true
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
+  }
+  if (Array.isArray(b)) return false
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  return ka.length === kb.length &&
+    ka.every((k) =>
+      Object.hasOwn(b, k) && jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
+    )
+}
+
+/**
+ * The content rule of idempotent appends: a re-sent event matches a stored one when its type is the same and its
+ * data is the same JSON value (key order does not matter). For store implementations.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const sameContent = (
+  sent: { readonly type: string; readonly data: unknown },
+  stored: { readonly type: string; readonly data: unknown }
+): boolean => sent.type === stored.type && jsonEquals(sent.data, stored.data)
+
 /**
  * Whether an event matches a filter (for stores that filter in memory).
  *

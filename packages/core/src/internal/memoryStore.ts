@@ -47,21 +47,6 @@ const PAGE = 1024
 
 const newSignal = () => Deferred.unsafeMake<void>(FiberId.none)
 
-const jsonEquals = (a: unknown, b: unknown): boolean => {
-  if (a === b) return true
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
-  if (Array.isArray(a)) {
-    return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
-  }
-  if (Array.isArray(b)) return false
-  const ka = Object.keys(a)
-  const kb = Object.keys(b)
-  return ka.length === kb.length &&
-    ka.every((k) =>
-      Object.hasOwn(b, k) && jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
-    )
-}
-
 const copyJson = (value: unknown): unknown => {
   const text = JSON.stringify(value)
   if (text === undefined) throw new TypeError("not a JSON value")
@@ -152,7 +137,7 @@ export const make = (
             ? `it is stored in stream ${stored.streamId}`
             : last !== undefined && stored.version !== last.version + 1
             ? "it is stored at another version"
-            : stored.type !== event.type || !jsonEquals(stored.data, event.data)
+            : !EventStore.sameContent(event, stored)
             ? "it is stored with other content"
             : undefined
           if (stored === undefined || reason !== undefined) {

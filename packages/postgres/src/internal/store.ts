@@ -114,21 +114,6 @@ const encodeExpected = (expected: ExpectedVersion.ExpectedVersion): number | und
   }
 }
 
-const jsonEquals = (a: unknown, b: unknown): boolean => {
-  if (a === b) return true
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
-  if (Array.isArray(a)) {
-    return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
-  }
-  if (Array.isArray(b)) return false
-  const ka = Object.keys(a)
-  const kb = Object.keys(b)
-  return ka.length === kb.length &&
-    ka.every((k) =>
-      Object.hasOwn(b, k) && jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
-    )
-}
-
 // consecutive rows usually share their commit time: reuse the DateTime
 let lastMillis = Number.NaN
 let lastDateTime: DateTime.Utc | undefined
@@ -442,7 +427,7 @@ export const make = <R>(
               ? `it is stored in stream ${row.stream_id}`
               : last !== undefined && Number(row.version) !== Number(last.version) + 1
               ? "it is stored at another version"
-              : row.type !== event.type || !jsonEquals(row.data, JSON.parse(event.dataJson))
+              : !EventStore.sameContent({ type: event.type, data: JSON.parse(event.dataJson) }, row)
               ? "it is stored with other content"
               : undefined
             if (row === undefined || reason !== undefined) {
