@@ -156,6 +156,45 @@ export const given = <State, Command, Event, E>(
   return self
 }
 
+/**
+ * Specifications bound to one aggregate, so that each starts at `given(events)`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Spec<State, Command, Event, E> {
+  readonly aggregate: Aggregate.Aggregate<State, Command, Event, E>
+  /** Starts a specification from past events (none by default: the initial state). */
+  readonly given: (events?: ReadonlyArray<Event>) => Given<State, Command, Event, E>
+}
+
+/**
+ * Binds specifications to an aggregate once per test file: `spec.given(events).when(command).then(events)`.
+ *
+ * @example
+ * ```ts
+ * import { DeciderSpec } from "@effect-eventsourcing/testing"
+ * import { it } from "@effect/vitest"
+ * import { Account, AccountOpened, Deposit, Deposited } from "./Account.js"
+ *
+ * const spec = DeciderSpec.make(Account)
+ *
+ * it.effect("a deposit is recorded", () =>
+ *   spec.given([new AccountOpened({ owner: "Ada" })])
+ *     .when(new Deposit({ amount: 10 }))
+ *     .then([new Deposited({ amount: 10 })]))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <State, Command, Event, E>(
+  aggregate: Aggregate.Aggregate<State, Command, Event, E>
+): Spec<State, Command, Event, E> => ({
+  aggregate,
+  given: (events = []) => given(aggregate, events)
+})
+
 // -------------------------------------------------------------------------------------
 // internal
 // -------------------------------------------------------------------------------------

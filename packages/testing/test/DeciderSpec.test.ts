@@ -40,6 +40,17 @@ describe("DeciderSpec", () => {
       yield* DeciderSpec.given(Wallet).thenState(Wallet.initialState)
     }))
 
+  it.effect("make binds the aggregate once: spec.given(events).when(command).then(events)", () =>
+    Effect.gen(function*() {
+      const spec = DeciderSpec.make(Wallet)
+      assert.strictEqual(spec.aggregate, Wallet)
+      yield* spec.given(opened).when(new Withdraw({ amount: 4 })).then([new Withdrawn({ amount: 4 })])
+      yield* spec.given().when(new Deposit({ amount: 1 })).thenFails(NotOpen)
+      yield* spec.given(opened).thenState({ open: true, owner: "Ada", balance: 10 })
+      const failure = yield* Effect.flip(spec.given(opened).when(new Withdraw({ amount: 4 })).thenNothing())
+      assert.instanceOf(failure, DeciderSpec.SpecFailure)
+    }))
+
   it.effect("other events fail with a report of given, when, expected, actual and a diff", () =>
     Effect.gen(function*() {
       const failure = yield* Effect.flip(
