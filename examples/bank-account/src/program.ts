@@ -33,7 +33,8 @@ export const program = (id: string) =>
 
     // a closed account refuses deposits
     yield* handle(id, new Withdraw({ amount: 70 }))
-    yield* handle(id, new CloseAccount())
+    const closed = yield* handle(id, new CloseAccount())
+    yield* Console.log(`withdrew 70 and closed the account at version ${closed.version}`)
     const afterClose = yield* handle(id, new Deposit({ amount: 5 })).pipe(Effect.either)
     yield* Console.log(`deposit after close:`, afterClose._tag === "Left" ? afterClose.left._tag : "accepted")
 
