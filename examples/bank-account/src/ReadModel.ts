@@ -98,13 +98,15 @@ export const awaitCaughtUp = <E>(
 ): Effect.Effect<void, E | EventStore.EventStoreError | SqlError.SqlError, SqlClient.SqlClient> =>
   Effect.flatMap(lastCommittedPosition, readModel.awaitPosition)
 
-const toBalance = (row: {
+interface BalanceRow {
   readonly account_id: string
   readonly owner: string
   readonly status: string
   readonly balance: string | number
   readonly version: number
-}): Balance => ({
+}
+
+const toBalance = (row: BalanceRow): Balance => ({
   accountId: row.account_id,
   owner: row.owner,
   status: row.status === "closed" ? "closed" : "open",
@@ -112,30 +114,22 @@ const toBalance = (row: {
   version: row.version
 })
 
-/** Every account of the read model, by id. */
-export const balances: Effect.Effect<ReadonlyArray<Balance>, SqlError.SqlError, SqlClient.SqlClient> = Effect
-  .flatMap(
-    SqlClient.SqlClient,
-    (sql) =>
-      sql<{
-        account_id: string
-        owner: string
-        status: string
-        balance: string
-        version: number
-      }>`select account_id, owner, status, balance, version from account_balances order by account_id`
-  ).pipe(Effect.map((rows) => rows.map(toBalance)))
-
-/** One account of the read model. */
-export const balanceOf = (id: string): Effect.Effect<Option.Option<Balance>, SqlError.SqlError, SqlClient.SqlClient> =>
+// every account, or the one with this id
+const selectBalances = (id?: string) =>
   Effect.flatMap(
     SqlClient.SqlClient,
     (sql) =>
-      sql<{
-        account_id: string
-        owner: string
-        status: string
-        balance: string
-        version: number
-      }>`select account_id, owner, status, balance, version from account_balances where account_id = ${id}`
-  ).pipe(Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toBalance)))
+      sql<BalanceRow>`select account_id, owner, status, balance, version from account_balances ${
+        id === undefined ? sql`` : sql`where account_id = ${id}`
+      } order by account_id`
+  )
+
+/** Every account of the read model, by id. */
+export const balances: Effect.Effect<ReadonlyArray<Balance>, SqlError.SqlError, SqlClient.SqlClient> = Effect.map(
+  selectBalances(),
+  (rows) => rows.map(toBalance)
+)
+
+/** One account of the read model. */
+export const balanceOf = (id: string): Effect.Effect<Option.Option<Balance>, SqlError.SqlError, SqlClient.SqlClient> =>
+  Effect.map(selectBalances(id), (rows) => Option.map(Option.fromNullable(rows[0]), toBalance))
