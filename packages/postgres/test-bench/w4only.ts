@@ -2,6 +2,8 @@
  * W4 split: Repository.load vs store.read fold vs the same SQL through the same client vs minimal columns, and the
  * same two queries on a plain `pg.Client` (no Effect).
  * Run: DATABASE_URL=postgres://postgres@localhost:5432/postgres npx tsx packages/postgres/test-bench/w4only.ts
+ * (tsx adds its own cost to the Effect paths, e.g. source-mapped span stack traces: compile with esbuild as
+ * bench/build.mjs does for figures comparable to the bench)
  */
 import { Aggregate, EventStore, ExpectedVersion, Repository, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore } from "@effect-eventsourcing/postgres"
@@ -32,9 +34,16 @@ const main = async () => {
   u.pathname = "/bench_w4only"
   const client = new pg.Client({ connectionString: u.toString() })
   const repository = Repository.make(Big)
-  const sameSql = `select position, event_id as id, version, type, data, nullif(metadata, '{}'::jsonb) as metadata, ` +
-    `date_part('epoch', recorded_at) * 1000 as recorded_ms from event_store.events where stream_id = $1 and ` +
-    `version >= $2 and version <= $3 order by version asc limit $4`
+  const where = `from event_store.events where stream_id = $1 and version >= $2 and version <= $3 ` +
+    `order by version asc limit $4`
+  // the store's query (see \`packed\` in src/internal/store.ts)
+  const sameSql = `select position::text || ' ' || version::text || ' ' || ` +
+    `(date_part('epoch', recorded_at) * 1000)::text || ' ' || event_id::text as k, type, data, ` +
+    `nullif(metadata, '{}'::jsonb) as metadata ${where}`
+  // the same fields as separate columns (the query before the packing)
+  const sevenColumns =
+    `select position, event_id as id, version, type, data, nullif(metadata, '{}'::jsonb) as metadata, ` +
+    `date_part('epoch', recorded_at) * 1000 as recorded_ms ${where}`
   const prog = Effect.gen(function*() {
     yield* Effect.promise(() => client.connect())
     const store = yield* EventStore.EventStore
@@ -81,6 +90,10 @@ const main = async () => {
       yield* time(
         "pg.Client same sql",
         Effect.promise(() => client.query(sameSql, [big, 1, Number.MAX_SAFE_INTEGER, 5001]))
+      )
+      yield* time(
+        "pg.Client 7 columns",
+        Effect.promise(() => client.query(sevenColumns, [big, 1, Number.MAX_SAFE_INTEGER, 5001]))
       )
       yield* time(
         "pg.Client version,data",

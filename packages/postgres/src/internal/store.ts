@@ -124,6 +124,24 @@ const dateTimeOf = (millis: number): DateTime.Utc => {
   return lastDateTime
 }
 
+/**
+ * `Number(k.slice(from, to))` without the intermediate string when the field is up to 15 decimal digits (every
+ * such integer is exact in a double, so the sum is the same number); anything else (a fraction, an exponent, a
+ * sign, more digits) goes through `Number`.
+ *
+ * @internal
+ */
+export const numberAt = (k: string, from: number, to: number): number => {
+  if (to <= from || to - from > 15) return Number(k.slice(from, to))
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const digit = k.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) return Number(k.slice(from, to))
+    n = n * 10 + digit
+  }
+  return n
+}
+
 const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.RecordedEvent => {
   // the same strings pg would have handed out for four columns (int8 and float8 text, the uuid's text form), and the
   // same conversions as before (`Number`, pg's float8 parser being `parseFloat`: the same value for float8 output)
@@ -134,12 +152,12 @@ const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.Rec
   return {
     id: k.slice(c + 1),
     streamId: streamId ?? row.stream_id as StreamId.StreamId,
-    version: Number(k.slice(a + 1, b)),
-    position: Number(k.slice(0, a)),
+    version: numberAt(k, a + 1, b),
+    position: numberAt(k, 0, a),
     type: row.type,
     data: row.data,
     metadata: (row.metadata ?? {}) as EventStore.EventMetadata,
-    recordedAt: dateTimeOf(Math.round(Number(k.slice(b + 1, c))))
+    recordedAt: dateTimeOf(Math.round(numberAt(k, b + 1, c)))
   }
 }
 
