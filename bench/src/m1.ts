@@ -3,7 +3,8 @@
  * (as a stream, with bounded memory), folding a counter. Database targets are seeded by the parent; the in-memory
  * targets seed themselves (their peak RSS then includes the events they hold).
  *
- * usage: tsx src/m1.ts <target> <database url | ->
+ * usage: node dist/m1.js <target> <database url | -> (compiled by `node build.mjs`, as `npm run bench` does), or
+ *        tsx src/m1.ts <target> <database url | ->
  */
 import { targets } from "./targets.js"
 import { m1Seed } from "./workloads.js"

@@ -116,7 +116,8 @@ const versionOf = (pkg: string): string => {
 /** M1 in a child process: peak RSS isolated from the harness. */
 const runChild = (target: Target, url: string): Promise<Record<string, number | boolean>> =>
   new Promise((resolve, reject) => {
-    const script = fileURLToPath(new URL("./m1.ts", import.meta.url))
+    // m1.js next to the compiled harness (npm run bench), m1.ts when run from the sources under tsx
+    const script = fileURLToPath(new URL(import.meta.url.endsWith(".ts") ? "./m1.ts" : "./m1.js", import.meta.url))
     const child = spawn(process.execPath, [...process.execArgv, script, target.name, url], {
       stdio: ["ignore", "pipe", "inherit"]
     })

@@ -1,16 +1,27 @@
 /**
- * W4 split: store.read fold vs the same SQL through the same client vs minimal columns.
+ * W4 split: Repository.load vs store.read fold vs the same SQL through the same client vs minimal columns, and the
+ * same two queries on a plain `pg.Client` (no Effect).
  * Run: DATABASE_URL=postgres://postgres@localhost:5432/postgres npx tsx packages/postgres/test-bench/w4only.ts
+ * (tsx adds its own cost to the Effect paths, e.g. source-mapped span stack traces: compile with esbuild as
+ * bench/build.mjs does for figures comparable to the bench)
  */
-import { EventStore, ExpectedVersion, StreamId } from "@effect-eventsourcing/core"
+import { Aggregate, EventStore, ExpectedVersion, Repository, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore } from "@effect-eventsourcing/postgres"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Redacted, Stream } from "effect"
+import { Effect, Either, Layer, Redacted, Schema, Stream } from "effect"
 import pg from "pg"
 
 const base = process.env.DATABASE_URL ?? "postgres://postgres@localhost:5432/postgres"
 const note = "n".repeat(64)
+const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number, note: Schema.String })
+const Big = Aggregate.make({
+  name: "big",
+  events: Deposited,
+  initialState: 0,
+  decide: (_command: unknown, _state) => Either.right([]),
+  evolve: (state, event) => state + event.amount
+})
 const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 const main = async () => {
@@ -21,7 +32,20 @@ const main = async () => {
   await admin.end()
   const u = new URL(base)
   u.pathname = "/bench_w4only"
+  const client = new pg.Client({ connectionString: u.toString() })
+  const repository = Repository.make(Big)
+  const where = `from event_store.events where stream_id = $1 and version >= $2 and version <= $3 ` +
+    `order by version asc limit $4`
+  // the store's query (see \`packed\` in src/internal/store.ts)
+  const sameSql = `select position::text || ' ' || version::text || ' ' || ` +
+    `(date_part('epoch', recorded_at) * 1000)::text || ' ' || event_id::text as k, type, data, ` +
+    `nullif(metadata, '{}'::jsonb) as metadata ${where}`
+  // the same fields as separate columns (the query before the packing)
+  const sevenColumns =
+    `select position, event_id as id, version, type, data, nullif(metadata, '{}'::jsonb) as metadata, ` +
+    `date_part('epoch', recorded_at) * 1000 as recorded_ms ${where}`
   const prog = Effect.gen(function*() {
+    yield* Effect.promise(() => client.connect())
     const store = yield* EventStore.EventStore
     const sql = yield* SqlClient.SqlClient
     const big = StreamId.unsafeMake("big", "1")
@@ -35,24 +59,48 @@ const main = async () => {
     const time = (label: string, eff: Effect.Effect<unknown, unknown>) =>
       Effect.gen(function*() {
         const times: Array<number> = []
+        let cpu = process.cpuUsage()
         for (let i = 0; i < 300; i++) {
+          if (i === 50) cpu = process.cpuUsage()
           const t0 = performance.now()
           yield* eff
           times.push(performance.now() - t0)
         }
-        console.log(label, median(times.slice(50)).toFixed(3))
+        const used = process.cpuUsage(cpu)
+        // wall-clock median, and this process's CPU time per operation (less sensitive to a busy machine)
+        console.log(
+          label.padEnd(24),
+          "wall",
+          median(times.slice(50)).toFixed(3),
+          "cpu",
+          ((used.user + used.system) / 250 / 1000).toFixed(3)
+        )
       })
     const raw = sql.withoutTransforms()
     for (let r = 0; r < 2; r++) {
+      yield* time("Repository.load", repository.load("1"))
       yield* time(
         "store.read",
         Stream.runFold(store.read(big), 0, (acc, e) => acc + (e.data as { amount: number }).amount)
       )
       yield* time(
         "same sql",
-        raw.unsafe(
-          `select position, event_id as id, version, type, data, metadata, date_part('epoch', recorded_at) * 1000 as recorded_ms from event_store.events where stream_id = $1 and version >= $2 and version <= $3 order by version asc limit $4`,
-          [big, 1, Number.MAX_SAFE_INTEGER, 5001]
+        raw.unsafe(sameSql, [big, 1, Number.MAX_SAFE_INTEGER, 5001])
+      )
+      yield* time(
+        "pg.Client same sql",
+        Effect.promise(() => client.query(sameSql, [big, 1, Number.MAX_SAFE_INTEGER, 5001]))
+      )
+      yield* time(
+        "pg.Client 7 columns",
+        Effect.promise(() => client.query(sevenColumns, [big, 1, Number.MAX_SAFE_INTEGER, 5001]))
+      )
+      yield* time(
+        "pg.Client version,data",
+        Effect.promise(() =>
+          client.query(`select version, type, data from event_store.events where stream_id = $1 order by version`, [
+            big
+          ])
         )
       )
       yield* time(
@@ -68,5 +116,6 @@ const main = async () => {
     )
   )
   await Effect.runPromise(prog)
+  await client.end()
 }
 main()

@@ -32,14 +32,12 @@ export interface Options<R> {
 }
 
 interface EventRow {
-  readonly position: string
-  readonly id: string
+  /** `"<position> <version> <recorded at, epoch ms> <event id>"` (see `packed`) */
+  readonly k: string
   readonly stream_id: string
-  readonly version: string
   readonly type: string
   readonly data: unknown
   readonly metadata: unknown
-  readonly recorded_ms: number
 }
 
 interface GlobalRow extends EventRow {
@@ -126,16 +124,42 @@ const dateTimeOf = (millis: number): DateTime.Utc => {
   return lastDateTime
 }
 
-const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.RecordedEvent => ({
-  id: row.id,
-  streamId: streamId ?? row.stream_id as StreamId.StreamId,
-  version: Number(row.version),
-  position: Number(row.position),
-  type: row.type,
-  data: row.data,
-  metadata: (row.metadata ?? {}) as EventStore.EventMetadata,
-  recordedAt: dateTimeOf(Math.round(row.recorded_ms))
-})
+/**
+ * `Number(k.slice(from, to))` without the intermediate string when the field is up to 15 decimal digits (every
+ * such integer is exact in a double, so the sum is the same number); anything else (a fraction, an exponent, a
+ * sign, more digits) goes through `Number`.
+ *
+ * @internal
+ */
+export const numberAt = (k: string, from: number, to: number): number => {
+  if (to <= from || to - from > 15) return Number(k.slice(from, to))
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const digit = k.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) return Number(k.slice(from, to))
+    n = n * 10 + digit
+  }
+  return n
+}
+
+const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.RecordedEvent => {
+  // the same strings pg would have handed out for four columns (int8 and float8 text, the uuid's text form), and the
+  // same conversions as before (`Number`, pg's float8 parser being `parseFloat`: the same value for float8 output)
+  const k = row.k
+  const a = k.indexOf(" ")
+  const b = k.indexOf(" ", a + 1)
+  const c = k.indexOf(" ", b + 1)
+  return {
+    id: k.slice(c + 1),
+    streamId: streamId ?? row.stream_id as StreamId.StreamId,
+    version: numberAt(k, a + 1, b),
+    position: numberAt(k, 0, a),
+    type: row.type,
+    data: row.data,
+    metadata: (row.metadata ?? {}) as EventStore.EventMetadata,
+    recordedAt: dateTimeOf(Math.round(numberAt(k, b + 1, c)))
+  }
+}
 
 /**
  * Rows per query when no `pageSize` is given: a stream of up to this many events is read in one round trip, and the
@@ -149,9 +173,18 @@ const defaultPageSize = 5_000
  */
 const defaultGlobalPageSize = 1_000
 
+/**
+ * The fixed-format fields of a row in one text column `k`: position, version, recorded time (epoch milliseconds) and
+ * event id, separated by spaces (none of them contains one; all are `not null`). The pg driver's cost is per field
+ * (a string decode and a type parser each): 1,000 rows of a stream read took 2.1-2.5 ms of client CPU instead of
+ * 3.2-4.4 ms with the four separate columns (pg.Client, same query otherwise).
+ */
+const packed = (e: string) =>
+  `${e}position::text || ' ' || ${e}version::text || ' ' || (date_part('epoch', ${e}recorded_at) * 1000)::text || ' ' ` +
+  `|| ${e}event_id::text as k`
+
 // empty metadata (the common case) comes back as null: no JSON parse per row
-const columns = "position, event_id as id, version, type, data, nullif(metadata, '{}'::jsonb) as metadata, " +
-  "date_part('epoch', recorded_at) * 1000 as recorded_ms"
+const columns = `${packed("")}, type, data, nullif(metadata, '{}'::jsonb) as metadata`
 
 /** @internal */
 export const make = <R>(
@@ -752,8 +785,8 @@ export const make = <R>(
           : `select * from (${branches.join(" union all ")}) u order by u.position limit $2`
       }
       const text =
-        `select e.position, e.event_id as id, e.stream_id, e.version, e.type, e.data, nullif(e.metadata, '{}'::jsonb) as metadata, ` +
-        `date_part('epoch', e.recorded_at) * 1000 as recorded_ms, e.xid < s.xmin as safe ` +
+        `select ${packed("e.")}, e.stream_id, e.type, e.data, nullif(e.metadata, '{}'::jsonb) as metadata, ` +
+        `e.xid < s.xmin as safe ` +
         `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral (${inner}) e`
       const query = sql.unsafe<GlobalRow>(text, params)
       // without fresh statistics (a table filled quickly) the planner prefers a bitmap scan of every matching row
@@ -847,9 +880,7 @@ export const make = <R>(
         [streamId]
       )
       return sql.withTransaction(Effect.zipRight(hooks, remove)).pipe(
-        Effect.catchAllDefect((defect) =>
-          Effect.fail(defect)
-        ),
+        Effect.catchAllDefect((defect) => Effect.fail(defect)),
         Effect.mapError((cause) =>
           typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "EventStoreError"
             ? cause as EventStore.EventStoreError
