@@ -30,8 +30,10 @@ let position = 0
 let executed = 0
 const answer = (text: string, params: ReadonlyArray<unknown>): ReadonlyArray<object> => {
   executed++
-  if (text.includes(".append(")) {
-    const ids = (params[4] as ReadonlyArray<string> | undefined) ?? []
+  if (text.includes(".append")) {
+    const ids = typeof params[3] === "string"
+      ? (JSON.parse(params[3]) as Array<unknown>)
+      : ((params[4] as ReadonlyArray<string> | undefined) ?? [])
     const positions = ids.map(() => String(++position))
     return [{ version: String(ids.length), positions }]
   }

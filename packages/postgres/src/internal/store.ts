@@ -68,6 +68,8 @@ interface PreparedEvent {
 interface Prepared {
   readonly requests: ReadonlyArray<EventStore.AppendRequest>
   readonly events: ReadonlyArray<ReadonlyArray<PreparedEvent>>
+  /** one request with at least one event: the `append_one` call (its events as one JSON document) */
+  readonly one: boolean
   readonly params: ReadonlyArray<unknown>
   readonly recordedMillis: number
 }
@@ -196,8 +198,11 @@ export const make = <R>(
     )
 
     const s = `"${schema}"`
+    // every append but the single-request one (see migration 4), which takes its events as one jsonb document
     const appendSql = `select version, positions from ${s}.append($1::text[], $2::text[], $3::bigint[], $4::int[], ` +
       `$5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
+    const appendOneSql = `select version, positions from ${s}.append_one($1::text, $2::text, $3::bigint, $4::jsonb, ` +
+      `$5::timestamptz, $6::text)`
 
     // ---------------------------------------------------------------------------------------------------------
     // wake-ups: local appends and LISTEN notifications wake subscribers; polling is the truth
@@ -292,6 +297,8 @@ export const make = <R>(
       const data: Array<string> = []
       const metadata: Array<string> = []
       const events: Array<Array<PreparedEvent>> = []
+      // the flattened event arrays of the general call; one request with events takes `append_one`
+      const many = requests.length !== 1 || requests[0]!.events.length === 0
       try {
         for (let i = 0; i < requests.length; i++) {
           const request = requests[i]!
@@ -327,20 +334,44 @@ export const make = <R>(
               dataJson,
               metadataJson
             })
-            req.push(i + 1)
-            ids.push(id)
-            types.push(event.type)
-            data.push(dataJson)
-            metadata.push(metadataJson)
+            if (many) {
+              req.push(i + 1)
+              ids.push(id)
+              types.push(event.type)
+              data.push(dataJson)
+              metadata.push(metadataJson)
+            }
           }
           events.push(prepared)
         }
       } catch (cause) {
         return new EventStore.EventStoreError({ method, cause })
       }
+      const recordedAt = new Date(recordedMillis).toISOString()
+      const channelParam = notifyMode === "inTransaction" ? channel : null
+      if (!many) {
+        // the ids are uuids (checked above, or generated) and the other values are JSON already: no escaping needed
+        const only = events[0]!
+        let payload = "["
+        for (let k = 0; k < only.length; k++) {
+          const event = only[k]!
+          payload += `${k === 0 ? "" : ","}{"id":"${event.id}","type":${
+            JSON.stringify(event.type)
+          },"data":${event.dataJson},"metadata":${event.metadataJson}}`
+        }
+        payload += "]"
+        return {
+          requests,
+          events,
+          one: true,
+          recordedMillis,
+          params: [streamIds[0], categories[0], expected[0], payload, recordedAt, channelParam]
+        }
+      }
       return {
         requests,
         events,
+        one: false,
         recordedMillis,
         params: [
           streamIds,
@@ -351,8 +382,8 @@ export const make = <R>(
           types,
           data,
           metadata,
-          new Date(recordedMillis).toISOString(),
-          notifyMode === "inTransaction" ? channel : null
+          recordedAt,
+          channelParam
         ]
       }
     }
@@ -572,7 +603,7 @@ export const make = <R>(
         if (typeof prepared === "number") return neverMatches(method, requests[prepared]!)
         if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
         const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
-        const call = sql.unsafe<Rows[number]>(appendSql, prepared.params)
+        const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendSql, prepared.params)
         // a transaction of our own only when needed: inline projections, or a savepoint inside the caller's one
         const ownTransaction = !joined && inline.length > 0
         const run: Effect.Effect<Rows, SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown> =
