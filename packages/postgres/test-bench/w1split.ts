@@ -22,7 +22,9 @@ import pg from "pg"
 
 const base = process.env.DATABASE_URL ?? "postgres://postgres@localhost:5432/postgres"
 const N = Number(process.env.W1_STREAMS ?? 20_000)
-const IN_FLIGHT = 16
+const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 16)
+const EVENTS = Number(process.env.EVENTS ?? 1)
+const range = Array.from({ length: EVENTS }, (_, j) => j)
 const note = "Deposited through the effect-eventsourcing benchmark harness: ".padEnd(64, "#")
 
 const busy = () => {
@@ -51,7 +53,7 @@ const measure = async (label: string, run: (i: number) => Promise<unknown>) => {
       while (next < count) await run(offset + next++)
     }))
   }
-  await loop(500, N)
+  await loop(Math.min(500, N), N)
   const cpu0 = process.cpuUsage()
   const b0 = busy()
   const t0 = performance.now()
@@ -63,6 +65,7 @@ const measure = async (label: string, run: (i: number) => Promise<unknown>) => {
   console.log(JSON.stringify({
     variant: label,
     appendsPerSecond: Math.round(N / seconds),
+    eventsPerSecond: Math.round(N * EVENTS / seconds),
     clientUs: Math.round((cpu.user + cpu.system) / N),
     clientUserUs: Math.round(cpu.user / N),
     machineUs: Math.round(machine * 2 * seconds * 1e6 / N),
@@ -88,6 +91,24 @@ const storeParams = (i: number) => [
 const appendSql = (s: string) =>
   `select version, positions from ${s}.append($1::text[], $2::text[], $3::bigint[], $4::int[], ` +
   `$5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
+
+const oneSql = `select version, positions from event_store.append_one($1::text, $2::text, $3::bigint, $4::jsonb, ` +
+  `$5::timestamptz, $6::text)`
+
+const oneParams = (i: number) => [
+  streamId(i),
+  "account",
+  0,
+  `[${
+    range.map((j) =>
+      `{"id":"${randomUUID()}","type":"Deposited","data":${
+        JSON.stringify({ amount: ((i + j) % 100) + 1, note })
+      },"metadata":{}}`
+    ).join(",")
+  }]`,
+  new Date().toISOString(),
+  null
+]
 
 const withStore = async <A>(
   url: string,
@@ -115,9 +136,13 @@ const variants: Record<string, (db: string) => Promise<void>> = {
       select $1, $2::int + t.ord, t.id, t.type, t.data
       from unnest($3::uuid[], $4::text[], $5::jsonb[]) with ordinality as t(id, type, data, ord)`
     await measure("raw-insert", (i) =>
-      pool.query(text, [streamId(i), 0, [randomUUID()], ["Deposited"], [
-        JSON.stringify({ amount: (i % 100) + 1, note })
-      ]]))
+      pool.query(text, [
+        streamId(i),
+        0,
+        range.map(() => randomUUID()),
+        range.map(() => "Deposited"),
+        range.map((j) => JSON.stringify({ amount: ((i + j) % 100) + 1, note }))
+      ]))
     await pool.end()
   },
   "pg-fn": async (db) => {
@@ -128,6 +153,17 @@ const variants: Record<string, (db: string) => Promise<void>> = {
     await measure("pg-fn", (i) => pool.query(text, storeParams(i)))
     await pool.end()
   },
+  "pg-one": async (db) => {
+    await withStore(db, (rt) => rt.runPromise(Effect.void))
+    const pool = new pg.Pool({ connectionString: db, max: IN_FLIGHT })
+    await measure("pg-one", (i) => pool.query(oneSql, oneParams(i)))
+    await pool.end()
+  },
+  "sql-one-fiber": (db) =>
+    withStore(db, async (rt) => {
+      const sql = (await rt.runPromise(SqlClient.SqlClient)).withoutTransforms()
+      await measureEffect(rt, "sql-one-fiber", (i) => sql.unsafe(oneSql, oneParams(i)))
+    }),
   "sql-fn": (db) =>
     withStore(db, async (rt) => {
       const sql = (await rt.runPromise(SqlClient.SqlClient)).withoutTransforms()
@@ -147,7 +183,7 @@ const variants: Record<string, (db: string) => Promise<void>> = {
       await measureEffect(rt, "store", (i) =>
         store.append(
           streamId(i) as StreamId.StreamId,
-          [{ type: "Deposited", data: { amount: (i % 100) + 1, note } }],
+          range.map((j) => ({ type: "Deposited", data: { amount: ((i + j) % 100) + 1, note } })),
           ExpectedVersion.NoStream
         ))
     })
@@ -168,7 +204,7 @@ const measureEffect = async <E>(
       })
       return Effect.all(Array.from({ length: IN_FLIGHT }, () => worker), { concurrency: "unbounded", discard: true })
     })
-  await rt.runPromise(loop(500, N))
+  await rt.runPromise(loop(Math.min(500, N), N))
   const cpu0 = process.cpuUsage()
   const b0 = busy()
   const t0 = performance.now()
@@ -180,6 +216,7 @@ const measureEffect = async <E>(
   console.log(JSON.stringify({
     variant: label,
     appendsPerSecond: Math.round(N / seconds),
+    eventsPerSecond: Math.round(N * EVENTS / seconds),
     clientUs: Math.round((cpu.user + cpu.system) / N),
     clientUserUs: Math.round(cpu.user / N),
     machineUs: Math.round(machine * 2 * seconds * 1e6 / N),
