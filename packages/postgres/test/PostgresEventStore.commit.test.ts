@@ -148,7 +148,7 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })(
         const store = yield* storeThrough(proxy, {})
         const id = stream()
         const events = batch()
-        proxy.arm(".append(", "after")
+        proxy.arm(".append_one(", "after")
         const result = yield* store.append(id, events, ExpectedVersion.NoStream)
         assert.isTrue(proxy.fired())
         assert.strictEqual(result.version, 2)

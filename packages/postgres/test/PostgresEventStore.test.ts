@@ -302,6 +302,42 @@ layer(Database.pool({ maxConnections: 16 }), { excludeTestServices: true, timeou
         assert.strictEqual(yield* store.streamVersion(other), 0)
       }))
 
+    it.scoped("any JSON value is stored as sent (one-request and multi-request calls): null, scalars, arrays", () =>
+      Effect.gen(function*() {
+        const store = yield* PostgresEventStore.make()
+        const values: ReadonlyArray<unknown> = [
+          null,
+          "a \"quoted\" \\ string, {not: json}",
+          0,
+          -1.5e300,
+          true,
+          [],
+          [null, { "k\"ey": "v\u2028" }],
+          {},
+          { nested: { deep: [1, "two", null] } }
+        ]
+        const events = values.map((data, i): EventStore.EventData => ({
+          type: i % 2 === 0 ? "Typé \"quoted\"" : "Plain",
+          data,
+          metadata: { i, note: "métadonnée \"\\" }
+        }))
+        const one = stream("json")
+        const a = stream("json")
+        const b = stream("json")
+        yield* store.append(one, events, ExpectedVersion.NoStream)
+        yield* store.appendMany([
+          { streamId: a, events, expected: ExpectedVersion.NoStream },
+          { streamId: b, events: events.slice(0, 2), expected: ExpectedVersion.NoStream }
+        ])
+        for (const id of [one, a]) {
+          const read = yield* collect(store.read(id))
+          assert.deepStrictEqual(read.map((e) => e.data), values)
+          assert.deepStrictEqual(read.map((e) => e.type), events.map((e) => e.type))
+          assert.deepStrictEqual(read.map((e) => e.metadata), events.map((e) => e.metadata))
+          assert.deepStrictEqual(read.map((e) => e.version), values.map((_, i) => i + 1))
+        }
+      }))
+
     it.scoped("inline projections run in the append's transaction; a failure stores nothing", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient

@@ -180,23 +180,30 @@ export const make = (
       return Exit.succeed(prepared)
     }
 
-    const commitUnsafe = (
+    // consecutive commits usually share their millisecond: reuse the (immutable) DateTime
+    let lastMillis = Number.NaN
+    let lastRecordedAt: DateTime.Utc | undefined
+    const recordedAtOf = (millis: number): DateTime.Utc => {
+      if (millis !== lastMillis || lastRecordedAt === undefined) {
+        lastMillis = millis
+        lastRecordedAt = DateTime.unsafeMake(millis)
+      }
+      return lastRecordedAt
+    }
+
+    /** `pick` maps the results (the single result of `append`) without another effect on the hot path. */
+    const commitUnsafe = <A>(
       method: string,
-      requests: ReadonlyArray<EventStore.AppendRequest>
-    ): Effect.Effect<
-      ReadonlyArray<EventStore.AppendResult>,
-      EventStore.AppendError
-    > =>
+      requests: ReadonlyArray<EventStore.AppendRequest>,
+      pick: (results: ReadonlyArray<EventStore.AppendResult>) => A
+    ): Effect.Effect<A, EventStore.AppendError> =>
       Effect.clockWith((
         clock
-      ): Effect.Effect<
-        ReadonlyArray<EventStore.AppendResult>,
-        EventStore.AppendError
-      > => {
+      ): Effect.Effect<A, EventStore.AppendError> => {
         // the same instant as `DateTime.now`, read synchronously (one effect less on the hot path)
-        const recordedAt = DateTime.unsafeMake(clock.unsafeCurrentTimeMillis())
+        const recordedAt = recordedAtOf(clock.unsafeCurrentTimeMillis())
         const replay = replayed(requests)
-        if (replay !== undefined) return replay
+        if (replay !== undefined) return Exit.map(replay, pick)
         const checked = check(requests)
         if (Exit.isFailure(checked)) {
           return checked as Exit.Exit<never, EventStore.ConcurrencyConflict | EventStore.EventStoreError>
@@ -238,7 +245,7 @@ export const make = (
         })
         const all = built.length === 1 ? built[0]! : built.flat()
         if (all.length === 0) {
-          return Exit.succeed(results)
+          return Exit.succeed(pick(results))
         }
 
         // reserve: versions and positions belong to this commit from now on
@@ -269,8 +276,8 @@ export const make = (
 
         const hold = holds.shift()
         // the common case: nothing to wait for, the commit is one synchronous step
-        if (hold === undefined && inline.length === 0) return Exit.succeed(publishNow())
-        const publish = Effect.sync(publishNow)
+        if (hold === undefined && inline.length === 0) return Exit.succeed(pick(publishNow()))
+        const publish = Effect.sync(() => pick(publishNow()))
 
         const runInline = inline.length === 0
           ? Effect.void
@@ -307,10 +314,16 @@ export const make = (
     // with inline handlers a commit is no longer one synchronous step: run commits one at a time so that a
     // failing handler can give its versions back without disturbing another writer
     const commitLock = Effect.unsafeMakeSemaphore(1)
-    const commit = inline.length === 0
-      ? commitUnsafe
-      : (method: string, requests: ReadonlyArray<EventStore.AppendRequest>) =>
-        commitLock.withPermits(1)(commitUnsafe(method, requests))
+    const commit = <A>(
+      method: string,
+      requests: ReadonlyArray<EventStore.AppendRequest>,
+      pick: (results: ReadonlyArray<EventStore.AppendResult>) => A
+    ): Effect.Effect<A, EventStore.AppendError> =>
+      inline.length === 0
+        ? commitUnsafe(method, requests, pick)
+        : commitLock.withPermits(1)(commitUnsafe(method, requests, pick))
+    const firstResult = (results: ReadonlyArray<EventStore.AppendResult>) => results[0]!
+    const allResults = (results: ReadonlyArray<EventStore.AppendResult>) => results
 
     const readAllFrom = (
       from: number,
@@ -333,9 +346,8 @@ export const make = (
       })
 
     const store = EventStore.make({
-      append: (streamId, events, expected) =>
-        Effect.map(commit("append", [{ streamId, events, expected }]), (results) => results[0]!),
-      appendMany: (requests) => commit("appendMany", requests),
+      append: (streamId, events, expected) => commit("append", [{ streamId, events, expected }], firstResult),
+      appendMany: (requests) => commit("appendMany", requests, allResults),
       read: (streamId, options = {}) =>
         Stream.suspend(() => {
           const events = streams.get(streamId)?.events ?? []

@@ -7,12 +7,12 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
@@ -66,8 +66,10 @@ interface PreparedEvent {
 interface Prepared {
   readonly requests: ReadonlyArray<EventStore.AppendRequest>
   readonly events: ReadonlyArray<ReadonlyArray<PreparedEvent>>
+  /** one request with at least one event: the `append_one` call (its events as one JSON document) */
+  readonly one: boolean
   readonly params: ReadonlyArray<unknown>
-  readonly recordedAt: DateTime.Utc
+  readonly recordedMillis: number
 }
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -229,19 +231,26 @@ export const make = <R>(
     )
 
     const s = `"${schema}"`
+    // every append but the single-request one (see migration 4), which takes its events as one jsonb document
     const appendSql = `select version, positions from ${s}.append($1::text[], $2::text[], $3::bigint[], $4::int[], ` +
       `$5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
+    const appendOneSql = `select version, positions from ${s}.append_one($1::text, $2::text, $3::bigint, $4::jsonb, ` +
+      `$5::timestamptz, $6::text)`
 
     // ---------------------------------------------------------------------------------------------------------
     // wake-ups: local appends and LISTEN notifications wake subscribers; polling is the truth
     // ---------------------------------------------------------------------------------------------------------
 
-    let signal = Deferred.unsafeMake<void>(FiberId.none)
-    const wake = Effect.sync(() => {
+    // created only when a subscriber waits: an append with nobody waiting allocates nothing
+    let signal: Deferred.Deferred<void> | undefined
+    const currentSignal = (): Deferred.Deferred<void> => signal ??= Deferred.unsafeMake<void>(FiberId.none)
+    const wakeNow = (): void => {
       const current = signal
-      signal = Deferred.unsafeMake<void>(FiberId.none)
+      if (current === undefined) return
+      signal = undefined
       Deferred.unsafeDone(current, Exit.void)
-    })
+    }
+    const wake = Effect.sync(wakeNow)
 
     const outsideTransaction = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       Effect.mapInputContext(
@@ -303,98 +312,124 @@ export const make = <R>(
     // append
     // ---------------------------------------------------------------------------------------------------------
 
+    /**
+     * Validates and encodes the requests (synchronously: this is the hot path of every append). An `Exact` version
+     * that is not a non-negative integer never matches (as in the in-memory store): returns that request's index.
+     */
     const prepare = (
       method: string,
-      requests: ReadonlyArray<EventStore.AppendRequest>
-    ): Effect.Effect<Prepared, EventStore.EventStoreError | EventStore.ConcurrencyConflict> =>
-      Effect.flatMap(DateTime.now, (recordedAt) => {
-        const streamIds: Array<string> = []
-        const categories: Array<string> = []
-        const expected: Array<number> = []
-        const req: Array<number> = []
-        const ids: Array<string> = []
-        const types: Array<string> = []
-        const data: Array<string> = []
-        const metadata: Array<string> = []
-        const events: Array<Array<PreparedEvent>> = []
-        try {
-          for (let i = 0; i < requests.length; i++) {
-            const request = requests[i]!
-            if (!StreamId.isStreamId(request.streamId)) {
-              throw new TypeError(`invalid stream id ${JSON.stringify(String(request.streamId).slice(0, 100))}`)
+      requests: ReadonlyArray<EventStore.AppendRequest>,
+      recordedMillis: number
+    ): Prepared | EventStore.EventStoreError | number => {
+      const streamIds: Array<string> = []
+      const categories: Array<string> = []
+      const expected: Array<number> = []
+      const req: Array<number> = []
+      const ids: Array<string> = []
+      const types: Array<string> = []
+      const data: Array<string> = []
+      const metadata: Array<string> = []
+      const events: Array<Array<PreparedEvent>> = []
+      // the flattened event arrays of the general call; one request with events takes `append_one`
+      const many = requests.length !== 1 || requests[0]!.events.length === 0
+      try {
+        for (let i = 0; i < requests.length; i++) {
+          const request = requests[i]!
+          if (!StreamId.isStreamId(request.streamId)) {
+            throw new TypeError(`invalid stream id ${JSON.stringify(String(request.streamId).slice(0, 100))}`)
+          }
+          const exp = encodeExpected(request.expected)
+          if (exp === undefined) return i
+          streamIds.push(request.streamId)
+          categories.push(StreamId.category(request.streamId))
+          expected.push(exp)
+          const prepared: Array<PreparedEvent> = []
+          for (const event of request.events) {
+            if (typeof event.type !== "string" || event.type.length === 0) {
+              throw new TypeError("event type must be a non-empty string")
             }
-            const exp = encodeExpected(request.expected)
-            if (exp === undefined) {
-              // an Exact version that is not a non-negative integer never matches (as in the in-memory store)
-              return Effect.flatMap(
-                Effect.mapError(versionOf(request.streamId), (cause) =>
-                  new EventStore.EventStoreError({ method, cause })),
-                (actual) =>
-                  Effect.fail(
-                    new EventStore.ConcurrencyConflict({
-                      streamId: request.streamId,
-                      expected: request.expected,
-                      actual
-                    })
-                  )
-              )
+            if (event.id !== undefined && (typeof event.id !== "string" || !uuidPattern.test(event.id))) {
+              throw new TypeError(`event id must be a uuid, got ${JSON.stringify(String(event.id).slice(0, 100))}`)
             }
-            streamIds.push(request.streamId)
-            categories.push(StreamId.category(request.streamId))
-            expected.push(exp)
-            const prepared: Array<PreparedEvent> = []
-            for (const event of request.events) {
-              if (typeof event.type !== "string" || event.type.length === 0) {
-                throw new TypeError("event type must be a non-empty string")
-              }
-              if (event.id !== undefined && (typeof event.id !== "string" || !uuidPattern.test(event.id))) {
-                throw new TypeError(`event id must be a uuid, got ${JSON.stringify(String(event.id).slice(0, 100))}`)
-              }
-              const dataJson = JSON.stringify(event.data)
-              if (dataJson === undefined) {
-                throw new TypeError("event data is not a JSON value")
-              }
-              const metadataJson = event.metadata === undefined ? "{}" : JSON.stringify(event.metadata)
-              if (metadataJson === undefined || !metadataJson.startsWith("{")) {
-                throw new TypeError("event metadata is not a JSON object")
-              }
-              const id = event.id?.toLowerCase() ?? globalThis.crypto.randomUUID()
-              prepared.push({
-                id,
-                given: event.id !== undefined,
-                type: event.type,
-                dataJson,
-                metadataJson
-              })
+            const dataJson = JSON.stringify(event.data)
+            if (dataJson === undefined) {
+              throw new TypeError("event data is not a JSON value")
+            }
+            const metadataJson = event.metadata === undefined ? "{}" : JSON.stringify(event.metadata)
+            if (metadataJson === undefined || !metadataJson.startsWith("{")) {
+              throw new TypeError("event metadata is not a JSON object")
+            }
+            const id = event.id?.toLowerCase() ?? globalThis.crypto.randomUUID()
+            prepared.push({
+              id,
+              given: event.id !== undefined,
+              type: event.type,
+              dataJson,
+              metadataJson
+            })
+            if (many) {
               req.push(i + 1)
               ids.push(id)
               types.push(event.type)
               data.push(dataJson)
               metadata.push(metadataJson)
             }
-            events.push(prepared)
           }
-        } catch (cause) {
-          return Effect.fail(new EventStore.EventStoreError({ method, cause }))
+          events.push(prepared)
         }
-        return Effect.succeed({
+      } catch (cause) {
+        return new EventStore.EventStoreError({ method, cause })
+      }
+      const recordedAt = new Date(recordedMillis).toISOString()
+      const channelParam = notifyMode === "inTransaction" ? channel : null
+      if (!many) {
+        // the ids are uuids (checked above, or generated) and the other values are JSON already: no escaping needed
+        const only = events[0]!
+        let payload = "["
+        for (let k = 0; k < only.length; k++) {
+          const event = only[k]!
+          payload += `${k === 0 ? "" : ","}{"id":"${event.id}","type":${
+            JSON.stringify(event.type)
+          },"data":${event.dataJson},"metadata":${event.metadataJson}}`
+        }
+        payload += "]"
+        return {
           requests,
           events,
+          one: true,
+          recordedMillis,
+          params: [streamIds[0], categories[0], expected[0], payload, recordedAt, channelParam]
+        }
+      }
+      return {
+        requests,
+        events,
+        one: false,
+        recordedMillis,
+        params: [
+          streamIds,
+          categories,
+          expected,
+          req,
+          ids,
+          types,
+          data,
+          metadata,
           recordedAt,
-          params: [
-            streamIds,
-            categories,
-            expected,
-            req,
-            ids,
-            types,
-            data,
-            metadata,
-            DateTime.formatIso(recordedAt),
-            notifyMode === "inTransaction" ? channel : null
-          ]
-        })
-      })
+          channelParam
+        ]
+      }
+    }
+
+    /** The conflict of an `Exact` version that can never match, with the stream's actual version. */
+    const neverMatches = (method: string, request: EventStore.AppendRequest) =>
+      Effect.flatMap(
+        Effect.mapError(versionOf(request.streamId), (cause) => new EventStore.EventStoreError({ method, cause })),
+        (actual) =>
+          Effect.fail(
+            new EventStore.ConcurrencyConflict({ streamId: request.streamId, expected: request.expected, actual })
+          )
+      )
 
     const fetchStored = (ids: ReadonlyArray<string>) =>
       outsideTransaction(
@@ -411,8 +446,7 @@ export const make = <R>(
           `select coalesce(max(version), 0) as version from ${s}.events where stream_id = $1`,
           [streamId]
         ),
-        (rows) =>
-          rows.length === 0 ? 0 : Number(rows[0]!.version)
+        (rows) => rows.length === 0 ? 0 : Number(rows[0]!.version)
       )
 
     /**
@@ -517,6 +551,7 @@ export const make = <R>(
       rows: ReadonlyArray<{ readonly version: string; readonly positions: ReadonlyArray<string> }>
     ): Effect.Effect<void, EventStore.EventStoreError> => {
       if (inline.length === 0) return Effect.void
+      const recordedAt = DateTime.unsafeMake(prepared.recordedMillis)
       const recorded: Array<EventStore.RecordedEvent> = []
       for (let i = 0; i < prepared.requests.length; i++) {
         const request = prepared.requests[i]!
@@ -533,7 +568,7 @@ export const make = <R>(
             type: event.type,
             data: JSON.parse(event.dataJson),
             metadata: JSON.parse(event.metadataJson),
-            recordedAt: prepared.recordedAt
+            recordedAt
           })
         }
       }
@@ -545,32 +580,79 @@ export const make = <R>(
       ).pipe(Effect.mapError((cause) => new EventStore.EventStoreError({ method, cause })))
     }
 
+    type Rows = ReadonlyArray<{ version: string; positions: ReadonlyArray<string> }>
+
+    const isVersionKeyViolation = (error: SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown) =>
+      error._tag === "SqlError" && sqlState(error) === "23505" && constraintOf(error) === "events_stream_version_key"
+
+    /** The failure path of an append: connection loss, conflicts and idempotent replays (see mapFailure). */
+    const failed = (
+      method: string,
+      prepared: Prepared,
+      joined: boolean,
+      error: SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown
+    ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> => {
+      switch (error._tag) {
+        case "EventStoreError":
+          return Effect.fail(error)
+        case "CommitOutcomeUnknown":
+          return checkCommitted(method, prepared, error.cause)
+        case "SqlError": {
+          if (!joined && isConnectionLoss(error)) return checkCommitted(method, prepared, error)
+          return Effect.flatMap(
+            mapFailure(method, prepared, error),
+            (mapped) => mapped._tag === "Committed" ? Effect.succeed(mapped.results) : Effect.fail(mapped)
+          )
+        }
+      }
+    }
+
+    const committed = (prepared: Prepared, rows: Rows): ReadonlyArray<EventStore.AppendResult> => {
+      let top = 0
+      const results = new Array<EventStore.AppendResult>(rows.length)
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i]!
+        const positions = row.positions
+        const position = prepared.events[i]!.length === 0 ? 0 : Number(positions[positions.length - 1])
+        if (position > top) top = position
+        results[i] = { version: Number(row.version), position }
+      }
+      if (top > 0) {
+        wakeNow()
+        if (notifyMode === "afterCommit") markDirty(top)
+      }
+      return results
+    }
+
+    // The hot path of every append: one fiber-runtime step reads the clock and the caller's transaction (if any),
+    // the requests are encoded synchronously, then exactly one statement runs.
     const commit = (
       method: string,
       requests: ReadonlyArray<EventStore.AppendRequest>
     ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> =>
-      Effect.gen(function*() {
-        const prepared = yield* prepare(method, requests)
-        const joined = Option.isSome(yield* Effect.serviceOption(SqlClient.TransactionConnection))
-        const call = sql.unsafe<{ version: string; positions: ReadonlyArray<string> }>(appendSql, prepared.params)
+      Effect.withFiberRuntime((fiber) => {
+        const millis = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+        const prepared = prepare(method, requests, millis)
+        if (typeof prepared === "number") return neverMatches(method, requests[prepared]!)
+        if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
+        const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
+        const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendSql, prepared.params)
         // a transaction of our own only when needed: inline projections, or a savepoint inside the caller's one
         const ownTransaction = !joined && inline.length > 0
-        const run: Effect.Effect<
-          ReadonlyArray<{ version: string; positions: ReadonlyArray<string> }>,
-          SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown
-        > = joined || ownTransaction
-          ? sql.withTransaction(Effect.tap(call, (rows) => runInline(method, prepared, rows))).pipe(
-            Effect.catchAllDefect((defect) =>
-              // the COMMIT failed (@effect/sql turns that into a defect)
-              Effect.fail(
-                typeof defect === "object" && defect !== null && "_tag" in defect && defect._tag === "SqlError" &&
-                  sqlState(defect as SqlError) === undefined
-                  ? new EventStore.CommitOutcomeUnknown({ method, cause: defect })
-                  : new EventStore.EventStoreError({ method, cause: defect })
+        const run: Effect.Effect<Rows, SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown> =
+          joined || ownTransaction
+            ? sql.withTransaction(Effect.tap(call, (rows) => runInline(method, prepared, rows))).pipe(
+              Effect.catchAllDefect((defect) =>
+                // the COMMIT failed (@effect/sql turns that into a defect)
+                Effect.fail(
+                  typeof defect === "object" && defect !== null && "_tag" in defect && defect._tag === "SqlError" &&
+                    sqlState(defect as SqlError) === undefined
+                    ? new EventStore.CommitOutcomeUnknown({ method, cause: defect })
+                    : new EventStore.EventStoreError({ method, cause: defect })
+                )
               )
             )
-          )
-          : call
+            : call
         // two writers of the same stream read the same version: the later insert fails on the unique key once the
         // first commits; running the call again checks the expectation against the new version (a conflict with the
         // real actual version, or success for Any / StreamExists)
@@ -579,44 +661,11 @@ export const make = <R>(
         const only = requests.length === 1 ? requests[0] : undefined
         const retries = only !== undefined && only.events.length > 0 && encodeExpected(only.expected) === 0 ? 0 : 50
         const attempt = (left: number): typeof run =>
-          left === 0 ? run : Effect.catchIf(
-            run,
-            (error) =>
-              error._tag === "SqlError" && sqlState(error) === "23505" &&
-              constraintOf(error) === "events_stream_version_key",
-            () => attempt(left - 1)
-          )
-        const outcome = yield* Effect.either(attempt(retries))
-        if (Either.isLeft(outcome)) {
-          const error = outcome.left
-          switch (error._tag) {
-            case "EventStoreError":
-              return yield* error
-            case "CommitOutcomeUnknown":
-              return yield* checkCommitted(method, prepared, error.cause)
-            case "SqlError": {
-              if (!joined && isConnectionLoss(error)) return yield* checkCommitted(method, prepared, error)
-              const mapped = yield* mapFailure(method, prepared, error)
-              if (mapped._tag === "Committed") return mapped.results
-              return yield* mapped
-            }
-          }
-        }
-        const rows = outcome.right
-        const results = rows.map((row, i): EventStore.AppendResult => {
-          const positions = row.positions
-          return {
-            version: Number(row.version),
-            position: prepared.events[i]!.length === 0 ? 0 : Number(positions[positions.length - 1])
-          }
+          left === 0 ? run : Effect.catchIf(run, isVersionKeyViolation, () => attempt(left - 1))
+        return Effect.matchEffect(attempt(retries), {
+          onFailure: (error) => failed(method, prepared, joined, error),
+          onSuccess: (rows) => Effect.succeed(committed(prepared, rows))
         })
-        let top = 0
-        for (const result of results) if (result.position > top) top = result.position
-        if (top > 0) {
-          yield* wake
-          if (notifyMode === "afterCommit") markDirty(top)
-        }
-        return results
       })
 
     /** Maps a failed append statement to the port's errors (the idempotency check runs on this path only). */
@@ -841,13 +890,13 @@ export const make = <R>(
       Stream.unwrap(Effect.sync(() => {
         let cursor = Math.max(1, subscribeOptions.from ?? 1) - 1
         let caughtUp = false
-        let pending = signal
+        let pending = currentSignal()
         return Stream.repeatEffectChunk(Effect.gen(function*() {
           if (caughtUp) {
             yield* Deferred.await(pending).pipe(Effect.timeout(pollInterval), Effect.ignore)
           }
           // taken before the query, so that a wake-up during the query is not lost
-          pending = signal
+          pending = currentSignal()
           // a poll that lost its connection is tried again (the pool replaces it) before the stream fails
           const page = yield* globalPage(cursor, undefined, subscribeOptions.filter, globalPageSize).pipe(
             Effect.retry({ while: isConnectionLoss, schedule: Schedule.exponential("50 millis"), times: 5 })

@@ -1,0 +1,117 @@
+/**
+ * Where an append workload spends its CPU: runs W1 or W2 once against one target on a fresh database and reports
+ * the rate, the client's CPU (process.cpuUsage) and the whole machine's busy CPU (/proc/stat) during the timed part,
+ * per append; with `--cpu-prof <file>` also a V8 CPU profile of the timed part (node:inspector) and its top
+ * self-time functions.
+ *
+ *   DATABASE_URL=postgres://postgres@localhost:5432/postgres npx tsx bench/src/profile.ts W1 postgres [--cpu-prof w1.cpuprofile]
+ */
+import { readFileSync, writeFileSync } from "node:fs"
+import { Session as InspectorSession } from "node:inspector"
+import { freshDatabase, startServer } from "./db.js"
+import { deposit } from "./target.js"
+import type { Batch } from "./target.js"
+import { targets } from "./targets.js"
+
+const busyJiffies = (): { busy: number; total: number } => {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!
+  const fields = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = fields.reduce((a, b) => a + b, 0)
+  const idle = fields[3]! + (fields[4] ?? 0)
+  return { busy: total - idle, total }
+}
+
+const post = <T>(session: InspectorSession, method: string, params?: object) =>
+  new Promise<T>((resolve, reject) =>
+    session.post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result as T)))
+  )
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+}
+
+const topSelf = (profile: { nodes: Array<ProfileNode>; samples: Array<number> }, n: number) => {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const counts = new Map<string, number>()
+  for (const id of profile.samples) {
+    const frame = byId.get(id)!.callFrame
+    const file = frame.url.replace(/^.*node_modules\//, "").replace(/^.*\/packages\//, "")
+    const key = `${frame.functionName || "(anonymous)"} ${file}:${frame.lineNumber + 1}`
+    counts.set(key, (counts.get(key) ?? 0) + 1)
+  }
+  const total = profile.samples.length
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([key, count]) =>
+    `${(count / total * 100).toFixed(1).padStart(5)}%  ${key}`
+  )
+}
+
+const main = async () => {
+  const [workload = "W1", targetName = "postgres", ...rest] = process.argv.slice(2)
+  const profIndex = rest.indexOf("--cpu-prof")
+  const profFile = profIndex >= 0 ? rest[profIndex + 1] : undefined
+  const [count, size, inFlight] = workload === "W2" ? [200, 100, 8] : [20_000, 1, 16]
+  const entry = targets.find((t) => t.name === targetName)
+  if (entry === undefined) throw new Error(`unknown target ${targetName}`)
+  const target = await entry.load()
+  const server = await startServer()
+  try {
+    const db = await freshDatabase(server, `profile_${workload}_${targetName}`)
+    const session = await target.open(db.url, inFlight)
+    const work: Array<Batch> = Array.from({ length: count }, (_, i) => ({
+      streamId: `account-p_${i}`,
+      events: Array.from({ length: size }, (_, j) => deposit(i * size + j))
+    }))
+    // warm-up on other streams (JIT, pool connections)
+    await session.appendNew(
+      Array.from({ length: 500 }, (_, i) => ({ streamId: `account-warm_${i}`, events: [deposit(i)] })),
+      inFlight
+    )
+    const inspector = profFile === undefined ? undefined : new InspectorSession()
+    if (inspector !== undefined) {
+      inspector.connect()
+      await post(inspector, "Profiler.enable")
+      await post(inspector, "Profiler.setSamplingInterval", { interval: 100 })
+      await post(inspector, "Profiler.start")
+    }
+    const cpu0 = process.cpuUsage()
+    const sys0 = busyJiffies()
+    const t0 = performance.now()
+    await session.appendNew(work, inFlight)
+    const elapsed = (performance.now() - t0) / 1000
+    const cpu = process.cpuUsage(cpu0)
+    const sys1 = busyJiffies()
+    const machineBusy = (sys1.busy - sys0.busy) / (sys1.total - sys0.total)
+    const clientMs = (cpu.user + cpu.system) / 1000
+    const appends = count
+    console.log(JSON.stringify({
+      workload,
+      target: targetName,
+      eventsPerSecond: Math.round(count * size / elapsed),
+      seconds: Math.round(elapsed * 1000) / 1000,
+      clientCpuPerAppendUs: Math.round(clientMs * 1000 / appends),
+      clientUserPerAppendUs: Math.round(cpu.user / appends),
+      clientSystemPerAppendUs: Math.round(cpu.system / appends),
+      // both cores: busy fraction x 2 cores x elapsed, per append
+      machineCpuPerAppendUs: Math.round(machineBusy * 2 * elapsed * 1e6 / appends),
+      machineBusy: Math.round(machineBusy * 100) / 100
+    }))
+    if (inspector !== undefined && profFile !== undefined) {
+      const { profile } = await post<{ profile: { nodes: Array<ProfileNode>; samples: Array<number> } }>(
+        inspector,
+        "Profiler.stop"
+      )
+      writeFileSync(profFile, JSON.stringify(profile))
+      console.log(topSelf(profile, 40).join("\n"))
+    }
+    await session.close()
+    await db.drop()
+  } finally {
+    await server.stop()
+  }
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
