@@ -919,8 +919,7 @@ export const make = <R>(
     const deleteStream = (streamId: StreamId.StreamId) => {
       const hooks = Effect.forEach(
         inline,
-        (projection) =>
-          projection.onDelete === undefined ? Effect.void : withContext(projection.onDelete(streamId)),
+        (projection) => projection.onDelete === undefined ? Effect.void : withContext(projection.onDelete(streamId)),
         { discard: true }
       ).pipe(Effect.mapError(storeError("delete")))
       const remove = sql.unsafe(
