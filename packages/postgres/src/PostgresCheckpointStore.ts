@@ -78,13 +78,7 @@ export const make = (
 ): Effect.Effect<CheckpointStore.CheckpointStore.Service, EventStore.EventStoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const schema = options?.schema ?? schemaSql.defaultSchema
-    if (!schemaSql.isIdentifier(schema)) {
-      return yield* new EventStore.EventStoreError({
-        method: "PostgresCheckpointStore.make",
-        cause: new TypeError(`invalid schema name ${JSON.stringify(schema)}`)
-      })
-    }
+    const schema = yield* schemaSql.validSchema("PostgresCheckpointStore.make", options?.schema)
     // the store's migrations (the checkpoints table is one of them), serialised across processes
     yield* schemaSql.migrate(sql.withoutTransforms(), schema).pipe(
       Effect.catchAllDefect((defect) => Effect.fail(defect)),

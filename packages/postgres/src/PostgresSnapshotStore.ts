@@ -43,15 +43,7 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<SnapshotStore.SnapshotStore.Service, EventStore.EventStoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const schema = options.schema ?? schemaSql.defaultSchema
-    if (!schemaSql.isIdentifier(schema)) {
-      return yield* new EventStore.EventStoreError({
-        method: "PostgresSnapshotStore.make",
-        cause: new TypeError(
-          `invalid schema name ${JSON.stringify(schema.slice(0, 100))}: expected a lowercase identifier`
-        )
-      })
-    }
+    const schema = yield* schemaSql.validSchema("PostgresSnapshotStore.make", options.schema)
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const fail = (method: string) => (cause: unknown) =>
       new EventStore.EventStoreError({ method: `PostgresSnapshotStore.${method}`, cause })

@@ -1,3 +1,4 @@
+import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -10,6 +11,27 @@ export const defaultSchema = "event_store"
 
 /** @internal */
 export const isIdentifier = (name: string): boolean => /^[a-z_][a-z0-9_]{0,62}$/.test(name)
+
+/**
+ * The schema to use (the default when none is given), or a typed `EventStoreError` of `method` when the name is not
+ * a plain lowercase identifier: the name is spliced into SQL, so nothing else ever gets there.
+ *
+ * @internal
+ */
+export const validSchema = (
+  method: string,
+  schema: string | undefined
+): Effect.Effect<string, EventStore.EventStoreError> => {
+  const name = schema ?? defaultSchema
+  return isIdentifier(name) ? Effect.succeed(name) : Effect.fail(
+    new EventStore.EventStoreError({
+      method,
+      cause: new TypeError(
+        `invalid schema name ${JSON.stringify(name.slice(0, 100))}: expected a lowercase identifier`
+      )
+    })
+  )
+}
 
 /**
  * The SQLSTATE raised by the append function when an expected version does not match. The detail is

@@ -197,15 +197,7 @@ export const make = <R>(
   SqlClient.SqlClient | PgClient.PgClient | Scope.Scope | R
 > =>
   Effect.gen(function*() {
-    const schema = options.schema ?? schemaSql.defaultSchema
-    if (!schemaSql.isIdentifier(schema)) {
-      return yield* new EventStore.EventStoreError({
-        method: "make",
-        cause: new TypeError(
-          `invalid schema name ${JSON.stringify(schema.slice(0, 100))}: expected a lowercase identifier`
-        )
-      })
-    }
+    const schema = yield* schemaSql.validSchema("make", options.schema)
     const pageSize = options.pageSize ?? defaultPageSize
     const globalPageSize = options.pageSize ?? defaultGlobalPageSize
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
