@@ -52,6 +52,33 @@ export const conflictCode = "EV409"
  *
  * @internal
  */
+/**
+ * The positions critical section shared by every append function: under a session advisory lock on one key, the
+ * transaction gets its id (when it has none yet) and its positions, so that positions are handed out in the order of
+ * the recorded transaction ids; a transaction that already had an id records one at least as new as every running
+ * one (see the gap-safety note of {@link migration1}). Needs the variables `own`, `w`, `pos` and `total`.
+ */
+const allocatePositions = (s: string, lockKey: string): string =>
+  `  own := pg_current_xact_id_if_assigned();
+  begin
+    perform pg_advisory_lock(${lockKey});
+    if own is null then
+      own := pg_current_xact_id();
+      w := own;
+    end if;
+    pos := array(select nextval('${s}.events_position_seq') from generate_series(1, total));
+    perform pg_advisory_unlock(${lockKey});
+  exception when others or query_canceled then
+    perform pg_advisory_unlock(${lockKey});
+    raise;
+  end;
+  if w is null then
+    perform pg_stat_clear_snapshot();
+    select (own::text::bigint + greatest(coalesce(max(-age(b.backend_xid)), 0), 0))::text::xid8 into w
+      from pg_stat_activity b where b.backend_xid is not null;
+  end if;
+`
+
 export const migration1 = (schema: string): string => {
   const s = `"${schema}"`
   return `
@@ -242,25 +269,9 @@ begin
     end if;
   end if;
   -- the critical section of version 1, unchanged
-  own := pg_current_xact_id_if_assigned();
-  begin
-    perform pg_advisory_lock(${lockKey});
-    if own is null then
-      own := pg_current_xact_id();
-      w := own;
-    end if;
-    pos := array(select nextval('${s}.events_position_seq') from generate_series(1, total));
-    perform pg_advisory_unlock(${lockKey});
-  exception when others or query_canceled then
-    perform pg_advisory_unlock(${lockKey});
-    raise;
-  end;
-  if w is null then
-    perform pg_stat_clear_snapshot();
-    select (own::text::bigint + greatest(coalesce(max(-age(b.backend_xid)), 0), 0))::text::xid8 into w
-      from pg_stat_activity b where b.backend_xid is not null;
-  end if;
-  insert into ${s}.events (position, event_id, stream_id, category, version, type, data, metadata, recorded_at, xid)
+${
+    allocatePositions(s, lockKey)
+  }  insert into ${s}.events (position, event_id, stream_id, category, version, type, data, metadata, recorded_at, xid)
   select pos[e.o], e.id, p_stream_ids[1], p_categories[1], cur + e.o, e.t, e.d, e.m, p_recorded_at, w
   from unnest(p_event_ids, p_types, p_data, p_metadata) with ordinality as e(id, t, d, m, o);
   if p_channel is not null then
@@ -324,25 +335,9 @@ begin
     end if;
   end if;
   -- the critical section of versions 1 and 3, unchanged
-  own := pg_current_xact_id_if_assigned();
-  begin
-    perform pg_advisory_lock(${lockKey});
-    if own is null then
-      own := pg_current_xact_id();
-      w := own;
-    end if;
-    pos := array(select nextval('${s}.events_position_seq') from generate_series(1, total));
-    perform pg_advisory_unlock(${lockKey});
-  exception when others or query_canceled then
-    perform pg_advisory_unlock(${lockKey});
-    raise;
-  end;
-  if w is null then
-    perform pg_stat_clear_snapshot();
-    select (own::text::bigint + greatest(coalesce(max(-age(b.backend_xid)), 0), 0))::text::xid8 into w
-      from pg_stat_activity b where b.backend_xid is not null;
-  end if;
-  insert into ${s}.events (position, event_id, stream_id, category, version, type, data, metadata, recorded_at, xid)
+${
+    allocatePositions(s, lockKey)
+  }  insert into ${s}.events (position, event_id, stream_id, category, version, type, data, metadata, recorded_at, xid)
   select pos[e.o], (e.v->>'id')::uuid, p_stream_id, p_category, cur + e.o, e.v->>'type', e.v->'data', e.v->'metadata',
     p_recorded_at, w
   from jsonb_array_elements(p_events) with ordinality as e(v, o);
