@@ -33,7 +33,10 @@ export interface Projection<E = never, R = never> {
   readonly name: string
   /** Handles one event. Events reach it in global position order. */
   readonly handle: (event: EventStore.RecordedEvent) => Effect.Effect<void, E, R>
-  /** Runs when a stream is deleted, to remove the read-side data derived from it. */
+  /**
+   * Runs when a stream is deleted, to remove the read-side data derived from it: for inline projections, in the
+   * delete's transaction. A subscription does not call it (the global log keeps no trace of a deleted stream).
+   */
   readonly onDelete: ((streamId: StreamId) => Effect.Effect<void, E, R>) | undefined
   /**
    * Runs when a subscription of this projection is reset to `position` (0: replay from the start), before the
