@@ -44,20 +44,13 @@ const freshDb = async (name: string) => {
   return u.toString()
 }
 
-const measure = async (label: string, run: (i: number) => Promise<unknown>) => {
-  // warm-up
-  let next = 0
-  const loop = async (count: number, offset: number) => {
-    next = 0
-    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < count) await run(offset + next++)
-    }))
-  }
-  await loop(Math.min(500, N), N)
+/** Warms up, then times `timed` and prints rate, client CPU and whole-machine CPU per append. */
+const timeAndReport = async (label: string, warmUp: () => Promise<void>, timed: () => Promise<void>) => {
+  await warmUp()
   const cpu0 = process.cpuUsage()
   const b0 = busy()
   const t0 = performance.now()
-  await loop(N, 0)
+  await timed()
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
   const b1 = busy()
@@ -71,6 +64,18 @@ const measure = async (label: string, run: (i: number) => Promise<unknown>) => {
     machineUs: Math.round(machine * 2 * seconds * 1e6 / N),
     machineBusy: Math.round(machine * 100) / 100
   }))
+}
+
+const measure = async (label: string, run: (i: number) => Promise<unknown>) => {
+  // warm-up
+  let next = 0
+  const loop = async (count: number, offset: number) => {
+    next = 0
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < count) await run(offset + next++)
+    }))
+  }
+  await timeAndReport(label, () => loop(Math.min(500, N), N), () => loop(N, 0))
 }
 
 const streamId = (i: number) => `account-w1_${i}`
@@ -204,24 +209,7 @@ const measureEffect = async <E>(
       })
       return Effect.all(Array.from({ length: IN_FLIGHT }, () => worker), { concurrency: "unbounded", discard: true })
     })
-  await rt.runPromise(loop(Math.min(500, N), N))
-  const cpu0 = process.cpuUsage()
-  const b0 = busy()
-  const t0 = performance.now()
-  await rt.runPromise(loop(N, 0))
-  const seconds = (performance.now() - t0) / 1000
-  const cpu = process.cpuUsage(cpu0)
-  const b1 = busy()
-  const machine = (b1.busy - b0.busy) / (b1.total - b0.total)
-  console.log(JSON.stringify({
-    variant: label,
-    appendsPerSecond: Math.round(N / seconds),
-    eventsPerSecond: Math.round(N * EVENTS / seconds),
-    clientUs: Math.round((cpu.user + cpu.system) / N),
-    clientUserUs: Math.round(cpu.user / N),
-    machineUs: Math.round(machine * 2 * seconds * 1e6 / N),
-    machineBusy: Math.round(machine * 100) / 100
-  }))
+  await timeAndReport(label, () => rt.runPromise(loop(Math.min(500, N), N)), () => rt.runPromise(loop(N, 0)))
 }
 
 const main = async () => {
