@@ -293,6 +293,26 @@ export class EventStoreError extends Schema.TaggedError<EventStoreError>()("Even
   }
 }
 
+/**
+ * Invalid input to a store or a related service (a negative or fractional position, `NaN` as a limit, an
+ * `Exact(-1)` expected version, ...). Nothing was read or written; retrying the same call fails the same way.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+  method: Schema.String,
+  argument: Schema.String,
+  reason: Schema.String
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `${this.method}: invalid ${this.argument}: ${this.reason}`
+  }
+}
+
 const causeMessage = (cause: unknown): string => {
   if (typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string") {
     return cause.message
