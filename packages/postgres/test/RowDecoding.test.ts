@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { FastCheck } from "effect"
-import { numberAt } from "../src/internal/store.js"
+import { numberAt } from "../src/internal/reading.js"
 
 const same = (a: number, b: number) => Object.is(a, b)
 

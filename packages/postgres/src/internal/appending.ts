@@ -1,0 +1,457 @@
+/**
+ * Appends: requests are validated and encoded synchronously (`prepare`), sent as one statement (`commit`), and a
+ * failure is mapped to the port's errors (`failed`): expected-version conflicts, idempotent replays by event id
+ * (the rules are in `replay.ts`), and the check by event id of a commit whose outcome the connection loss hid.
+ *
+ * @internal
+ */
+import * as EventStore from "@effect-eventsourcing/core/EventStore"
+import type * as ExpectedVersion from "@effect-eventsourcing/core/ExpectedVersion"
+import type * as Projection from "@effect-eventsourcing/core/Projection"
+import * as StreamId from "@effect-eventsourcing/core/StreamId"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import type { Options } from "../PostgresEventStore.js"
+import * as Replay from "./replay.js"
+import { conflictCode } from "./schema.js"
+import { detailOf, isConnectionLoss, isUnansweredSqlError, isUniqueViolation, sqlState } from "./sqlErrors.js"
+import { outsideTransaction } from "./transaction.js"
+
+interface StoredRow {
+  readonly id: string
+  readonly stream_id: string
+  readonly version: string
+  readonly position: string
+  readonly type: string
+  readonly data: unknown
+}
+
+interface PreparedEvent {
+  readonly id: string
+  readonly given: boolean
+  readonly type: string
+  /** as stored (JSON text); parsed only when an inline projection or the idempotency check needs it */
+  readonly dataJson: string
+  readonly metadataJson: string
+}
+
+interface Prepared {
+  readonly requests: ReadonlyArray<EventStore.AppendRequest>
+  readonly events: ReadonlyArray<ReadonlyArray<PreparedEvent>>
+  /** one request with at least one event: the `append_one` call (its events as one JSON document) */
+  readonly one: boolean
+  readonly params: ReadonlyArray<unknown>
+  readonly recordedMillis: number
+}
+
+type Rows = ReadonlyArray<{ readonly version: string; readonly positions: ReadonlyArray<string> }>
+
+type Committed = { readonly _tag: "Committed"; readonly results: ReadonlyArray<EventStore.AppendResult> }
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+const encodeExpected = (expected: ExpectedVersion.ExpectedVersion): number | undefined => {
+  switch (expected._tag) {
+    case "Any":
+      return -1
+    case "NoStream":
+      return 0
+    case "StreamExists":
+      return -2
+    case "Exact":
+      return Number.isSafeInteger(expected.version) && expected.version >= 0 ? expected.version : undefined
+  }
+}
+
+const isVersionKeyViolation = (error: SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown) =>
+  error._tag === "SqlError" && isUniqueViolation(error, "events_stream_version_key")
+
+/** The events of a prepared request as the replay rules see them. */
+const sentEvents = (events: ReadonlyArray<PreparedEvent>): ReadonlyArray<Replay.SentEvent> =>
+  events.map((event) =>
+    event.given
+      ? { id: event.id, type: event.type, data: JSON.parse(event.dataJson) }
+      : { id: undefined, type: event.type, data: undefined }
+  )
+
+const toStored = (row: StoredRow): Replay.StoredEvent => ({
+  streamId: row.stream_id,
+  version: Number(row.version),
+  position: Number(row.position),
+  type: row.type,
+  data: row.data
+})
+
+/** @internal */
+export const make = <R>(options: {
+  readonly sql: SqlClient.SqlClient
+  /** the quoted schema name */
+  readonly s: string
+  readonly channel: string
+  readonly notify: NonNullable<Options["notify"]>
+  readonly inline: ReadonlyArray<Projection.Projection<unknown, R>>
+  /** provides the requirements of inline projections captured when the store was built */
+  readonly withContext: <A, E>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E>
+  readonly versionOf: (streamId: string) => Effect.Effect<number, SqlError>
+  /** after a commit whose last position is `position` (> 0) */
+  readonly committed: (position: number) => void
+}): (
+  method: string,
+  requests: ReadonlyArray<EventStore.AppendRequest>
+) => Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> => {
+  const { channel, inline, notify: notifyMode, s, sql, versionOf, withContext } = options
+
+  // every append but the single-request one (see migration 4), which takes its events as one jsonb document
+  const appendSql = `select version, positions from ${s}.append($1::text[], $2::text[], $3::bigint[], $4::int[], ` +
+    `$5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
+  const appendOneSql = `select version, positions from ${s}.append_one($1::text, $2::text, $3::bigint, $4::jsonb, ` +
+    `$5::timestamptz, $6::text)`
+
+  /**
+   * Validates and encodes the requests (synchronously: this is the hot path of every append). An `Exact` version
+   * that is not a non-negative integer never matches (as in the in-memory store): returns that request's index.
+   */
+  const prepare = (
+    method: string,
+    requests: ReadonlyArray<EventStore.AppendRequest>,
+    recordedMillis: number
+  ): Prepared | EventStore.EventStoreError | number => {
+    const streamIds: Array<string> = []
+    const categories: Array<string> = []
+    const expected: Array<number> = []
+    const req: Array<number> = []
+    const ids: Array<string> = []
+    const types: Array<string> = []
+    const data: Array<string> = []
+    const metadata: Array<string> = []
+    const events: Array<Array<PreparedEvent>> = []
+    // the flattened event arrays of the general call; one request with events takes `append_one`
+    const many = requests.length !== 1 || requests[0]!.events.length === 0
+    try {
+      for (let i = 0; i < requests.length; i++) {
+        const request = requests[i]!
+        if (!StreamId.isStreamId(request.streamId)) {
+          throw new TypeError(`invalid stream id ${JSON.stringify(String(request.streamId).slice(0, 100))}`)
+        }
+        const exp = encodeExpected(request.expected)
+        if (exp === undefined) return i
+        streamIds.push(request.streamId)
+        categories.push(StreamId.category(request.streamId))
+        expected.push(exp)
+        const prepared: Array<PreparedEvent> = []
+        for (const event of request.events) {
+          if (typeof event.type !== "string" || event.type.length === 0) {
+            throw new TypeError("event type must be a non-empty string")
+          }
+          if (event.id !== undefined && (typeof event.id !== "string" || !uuidPattern.test(event.id))) {
+            throw new TypeError(`event id must be a uuid, got ${JSON.stringify(String(event.id).slice(0, 100))}`)
+          }
+          const dataJson = JSON.stringify(event.data)
+          if (dataJson === undefined) {
+            throw new TypeError("event data is not a JSON value")
+          }
+          const metadataJson = event.metadata === undefined ? "{}" : JSON.stringify(event.metadata)
+          if (metadataJson === undefined || !metadataJson.startsWith("{")) {
+            throw new TypeError("event metadata is not a JSON object")
+          }
+          const id = event.id?.toLowerCase() ?? globalThis.crypto.randomUUID()
+          prepared.push({
+            id,
+            given: event.id !== undefined,
+            type: event.type,
+            dataJson,
+            metadataJson
+          })
+          if (many) {
+            req.push(i + 1)
+            ids.push(id)
+            types.push(event.type)
+            data.push(dataJson)
+            metadata.push(metadataJson)
+          }
+        }
+        events.push(prepared)
+      }
+    } catch (cause) {
+      return new EventStore.EventStoreError({ method, cause })
+    }
+    const recordedAt = new Date(recordedMillis).toISOString()
+    const channelParam = notifyMode === "inTransaction" ? channel : null
+    if (!many) {
+      // the ids are uuids (checked above, or generated) and the other values are JSON already: no escaping needed
+      const only = events[0]!
+      let payload = "["
+      for (let k = 0; k < only.length; k++) {
+        const event = only[k]!
+        payload += `${k === 0 ? "" : ","}{"id":"${event.id}","type":${
+          JSON.stringify(event.type)
+        },"data":${event.dataJson},"metadata":${event.metadataJson}}`
+      }
+      payload += "]"
+      return {
+        requests,
+        events,
+        one: true,
+        recordedMillis,
+        params: [streamIds[0], categories[0], expected[0], payload, recordedAt, channelParam]
+      }
+    }
+    return {
+      requests,
+      events,
+      one: false,
+      recordedMillis,
+      params: [
+        streamIds,
+        categories,
+        expected,
+        req,
+        ids,
+        types,
+        data,
+        metadata,
+        recordedAt,
+        channelParam
+      ]
+    }
+  }
+
+  /** The conflict of an `Exact` version that can never match, with the stream's actual version. */
+  const neverMatches = (method: string, request: EventStore.AppendRequest) =>
+    Effect.flatMap(
+      Effect.mapError(versionOf(request.streamId), (cause) => new EventStore.EventStoreError({ method, cause })),
+      (actual) =>
+        Effect.fail(
+          new EventStore.ConcurrencyConflict({ streamId: request.streamId, expected: request.expected, actual })
+        )
+    )
+
+  const fetchStored = (ids: ReadonlyArray<string>) =>
+    outsideTransaction(
+      sql.unsafe<StoredRow>(
+        `select event_id::text as id, stream_id, version, position, type, data from ${s}.events ` +
+          `where event_id = any($1::uuid[])`,
+        [ids]
+      )
+    )
+
+  /**
+   * Idempotency by event id (the rules of `replay.ts`): `undefined` when no given id is stored, the original
+   * results when every request is a batch committed before, an `EventIdConflict` otherwise.
+   */
+  const replayed = (
+    prepared: Prepared
+  ): Effect.Effect<ReadonlyArray<EventStore.AppendResult> | EventStore.EventIdConflict | undefined, SqlError> =>
+    Effect.gen(function*() {
+      const requests = prepared.requests.map((request, i) => ({
+        streamId: request.streamId,
+        events: sentEvents(prepared.events[i]!)
+      }))
+      const given = Replay.givenIds(requests)
+      if (given instanceof EventStore.EventIdConflict) return given
+      if (given.length === 0) return undefined
+      const rows = yield* fetchStored(given)
+      if (rows.length === 0) return undefined
+      const stored = new Map(rows.map((row) => [row.id, toStored(row)]))
+      const results: Array<EventStore.AppendResult> = []
+      for (const request of requests) {
+        const last = Replay.replayRequest(request, (id) => stored.get(id))
+        if (last instanceof EventStore.EventIdConflict) return last
+        results.push(
+          last === undefined
+            ? { version: yield* outsideTransaction(versionOf(request.streamId)), position: 0 }
+            : { version: last.version, position: last.position }
+        )
+      }
+      return results
+    })
+
+  /** After a lost connection: whether the batch was committed, by its event ids. */
+  const checkCommitted = (
+    method: string,
+    prepared: Prepared,
+    cause: unknown
+  ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.CommitOutcomeUnknown> =>
+    Effect.gen(function*() {
+      const ids = prepared.events.flatMap((events) => events.map((event) => event.id))
+      const rows = ids.length === 0 ? [] : yield* fetchStored(ids)
+      const stored = new Map(rows.map((row) => [row.id, row]))
+      if (ids.length === 0 || stored.size !== ids.length) {
+        return yield* new EventStore.CommitOutcomeUnknown({ method, cause })
+      }
+      const results: Array<EventStore.AppendResult> = []
+      for (let i = 0; i < prepared.requests.length; i++) {
+        const events = prepared.events[i]!
+        const last = events.length === 0 ? undefined : stored.get(events[events.length - 1]!.id)
+        results.push(
+          last === undefined
+            ? { version: yield* outsideTransaction(versionOf(prepared.requests[i]!.streamId)), position: 0 }
+            : { version: Number(last.version), position: Number(last.position) }
+        )
+      }
+      return results
+    }).pipe(
+      Effect.catchTag("SqlError", () => Effect.fail(new EventStore.CommitOutcomeUnknown({ method, cause })))
+    )
+
+  const runInline = (
+    method: string,
+    prepared: Prepared,
+    rows: Rows
+  ): Effect.Effect<void, EventStore.EventStoreError> => {
+    if (inline.length === 0) return Effect.void
+    const recordedAt = DateTime.unsafeMake(prepared.recordedMillis)
+    const recorded: Array<EventStore.RecordedEvent> = []
+    for (let i = 0; i < prepared.requests.length; i++) {
+      const request = prepared.requests[i]!
+      const events = prepared.events[i]!
+      const row = rows[i]!
+      const first = Number(row.version) - events.length
+      for (let k = 0; k < events.length; k++) {
+        const event = events[k]!
+        recorded.push({
+          id: event.id,
+          streamId: request.streamId,
+          version: first + k + 1,
+          position: Number(row.positions[k]),
+          type: event.type,
+          data: JSON.parse(event.dataJson),
+          metadata: JSON.parse(event.metadataJson),
+          recordedAt
+        })
+      }
+    }
+    recorded.sort((a, b) => a.position - b.position)
+    return Effect.forEach(
+      inline,
+      (projection) => Effect.forEach(recorded, (event) => withContext(projection.handle(event)), { discard: true }),
+      { discard: true }
+    ).pipe(Effect.mapError((cause) => new EventStore.EventStoreError({ method, cause })))
+  }
+
+  /** Maps a failed append statement to the port's errors (the idempotency check runs on this path only). */
+  const mapFailure = (
+    method: string,
+    prepared: Prepared,
+    error: SqlError
+  ): Effect.Effect<
+    EventStore.ConcurrencyConflict | EventStore.EventIdConflict | EventStore.EventStoreError | Committed,
+    never
+  > =>
+    Effect.gen(function*() {
+      const code = sqlState(error)
+      const isConflict = code === conflictCode || isUniqueViolation(error, "events_stream_version_key")
+      if (isConflict || isUniqueViolation(error, "events_event_id_key")) {
+        const replay = yield* replayed(prepared)
+        if (replay !== undefined) {
+          return replay instanceof EventStore.EventIdConflict ? replay : { _tag: "Committed" as const, results: replay }
+        }
+      }
+      if (code === conflictCode) {
+        const [index, actual] = detailOf(error).split(":")
+        const request = prepared.requests[Number(index)]
+        if (request !== undefined) {
+          return new EventStore.ConcurrencyConflict({
+            streamId: request.streamId,
+            expected: request.expected,
+            actual: Number(actual)
+          })
+        }
+      }
+      if (isConflict) {
+        const request = prepared.requests.find((r) => detailOf(error).includes(r.streamId)) ?? prepared.requests[0]
+        if (request !== undefined) {
+          const actual = yield* outsideTransaction(versionOf(request.streamId))
+          return new EventStore.ConcurrencyConflict({
+            streamId: request.streamId,
+            expected: request.expected,
+            actual
+          })
+        }
+      }
+      return new EventStore.EventStoreError({ method, cause: error })
+    }).pipe(Effect.catchAll((cause) => Effect.succeed(new EventStore.EventStoreError({ method, cause }))))
+
+  /** The failure path of an append: connection loss, conflicts and idempotent replays (see mapFailure). */
+  const failed = (
+    method: string,
+    prepared: Prepared,
+    joined: boolean,
+    error: SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown
+  ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> => {
+    switch (error._tag) {
+      case "EventStoreError":
+        return Effect.fail(error)
+      case "CommitOutcomeUnknown":
+        return checkCommitted(method, prepared, error.cause)
+      case "SqlError": {
+        if (!joined && isConnectionLoss(error)) return checkCommitted(method, prepared, error)
+        return Effect.flatMap(
+          mapFailure(method, prepared, error),
+          (mapped) => mapped._tag === "Committed" ? Effect.succeed(mapped.results) : Effect.fail(mapped)
+        )
+      }
+    }
+  }
+
+  const committed = (prepared: Prepared, rows: Rows): ReadonlyArray<EventStore.AppendResult> => {
+    let top = 0
+    const results = new Array<EventStore.AppendResult>(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!
+      const positions = row.positions
+      const position = prepared.events[i]!.length === 0 ? 0 : Number(positions[positions.length - 1])
+      if (position > top) top = position
+      results[i] = { version: Number(row.version), position }
+    }
+    if (top > 0) options.committed(top)
+    return results
+  }
+
+  // The hot path of every append: one fiber-runtime step reads the clock and the caller's transaction (if any),
+  // the requests are encoded synchronously, then exactly one statement runs.
+  return (
+    method: string,
+    requests: ReadonlyArray<EventStore.AppendRequest>
+  ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> =>
+    Effect.withFiberRuntime((fiber) => {
+      const millis = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+      const prepared = prepare(method, requests, millis)
+      if (typeof prepared === "number") return neverMatches(method, requests[prepared]!)
+      if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
+      const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
+      const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendSql, prepared.params)
+      // a transaction of our own only when needed: inline projections, or a savepoint inside the caller's one
+      const ownTransaction = !joined && inline.length > 0
+      const run: Effect.Effect<Rows, SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown> =
+        joined || ownTransaction
+          ? sql.withTransaction(Effect.tap(call, (rows) => runInline(method, prepared, rows))).pipe(
+            Effect.catchAllDefect((defect) =>
+              // the COMMIT failed (@effect/sql turns that into a defect)
+              Effect.fail(
+                isUnansweredSqlError(defect)
+                  ? new EventStore.CommitOutcomeUnknown({ method, cause: defect })
+                  : new EventStore.EventStoreError({ method, cause: defect })
+              )
+            )
+          )
+          : call
+      // two writers of the same stream read the same version: the later insert fails on the unique key once the
+      // first commits; running the call again checks the expectation against the new version (a conflict with the
+      // real actual version, or success for Any / StreamExists)
+      // (the single-request NoStream / Exact(0) fast path of the append function never reads the version: there the
+      // violation is the conflict, mapped below without running the call again)
+      const only = requests.length === 1 ? requests[0] : undefined
+      const retries = only !== undefined && only.events.length > 0 && encodeExpected(only.expected) === 0 ? 0 : 50
+      const attempt = (left: number): typeof run =>
+        left === 0 ? run : Effect.catchIf(run, isVersionKeyViolation, () => attempt(left - 1))
+      return Effect.matchEffect(attempt(retries), {
+        onFailure: (error) => failed(method, prepared, joined, error),
+        onSuccess: (rows) => Effect.succeed(committed(prepared, rows))
+      })
+    })
+}
