@@ -20,7 +20,8 @@ import { Effect, Stream, Tracer } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as Schema from "../src/internal/schema.js"
+import { migrations } from "../src/internal/migrations/index.js"
+import { migrate } from "../src/internal/schema.js"
 import { freshDatabase } from "./utils.js"
 
 const fixtures = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "fixtures", "migrations")
@@ -68,7 +69,7 @@ const recordingClient = Effect.gen(function*() {
 /** Runs every migration of the loader on the recording client: `[fixture file, what it sent]` in order. */
 const generated = (schema: string) =>
   Effect.gen(function*() {
-    const loaded = yield* Schema.migrations(schema)
+    const loaded = yield* migrations(schema)
     const out: Array<readonly [string, string]> = []
     for (const [id, name, load] of loaded) {
       const { sent, sql } = yield* recordingClient
@@ -137,7 +138,7 @@ layer(Database.layer, { excludeTestServices: true })("frozen migrations on a rea
   it.effect("migrate sends each pinned text verbatim, in order", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      const [applied, texts] = yield* recordingQueries(Schema.migrate(sql, "event_store"))
+      const [applied, texts] = yield* recordingQueries(migrate(sql, "event_store"))
       const files = Fs.readdirSync(fixtures).filter((file) => file.endsWith(".sql")).sort()
       assert.deepStrictEqual(applied.map(([id, name]) => fixtureName(id, name)), files)
       let from = 0

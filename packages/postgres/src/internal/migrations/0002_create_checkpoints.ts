@@ -1,7 +1,9 @@
 /**
  * The checkpoints table: one row per subscription name. `position` is the last handled global position (null: none),
  * `generation` is bumped by every lease acquisition and every unfenced write, and fences the writes of leases.
- * Registered as migration 2 of the store's migrations (`schema.ts`).
+ * Migration 2 of the store's migrations (`index.ts`), run by every store's `make`.
+ *
+ * Frozen: a released migration never changes (`test/Migrations.test.ts` pins the text it sends).
  *
  * @internal
  */
