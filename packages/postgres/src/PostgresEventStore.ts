@@ -4,8 +4,10 @@
  * - **Tables** live in a schema of their own (default `event_store`; the name must be a lowercase identifier),
  *   created and upgraded by `@effect/sql`'s Migrator with its own `migrations` table, under an advisory lock so that
  *   several processes can start at once.
- * - **append / appendMany** are one round trip (a call of the schema's `append` function; events travel as arrays).
- *   The database enforces all four expected versions, with the stream's row lock serialising writers of the same
+ * - **append / appendMany** are one round trip: one call of a function of the schema. A single request with at
+ *   least one event calls `append_one` with its events as one jsonb document; every other append (several requests,
+ *   or one without events) calls `append_many` with the events as arrays (spread by `unnest`). The database
+ *   enforces all four expected versions, with the unique key `(stream_id, version)` serialising writers of the same
  *   stream only; a conflict is a `ConcurrencyConflict` carrying the real actual version. Re-sending a committed batch
  *   with the same event ids returns the original result (checked only when the append fails). If the connection is
  *   lost while committing, the store checks by event id whether the batch was committed and returns the result or
