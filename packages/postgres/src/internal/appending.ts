@@ -105,11 +105,13 @@ export const make = <R>(options: {
 ) => Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> => {
   const { channel, inline, notify: notifyMode, s, sql, versionOf, withContext } = options
 
-  // every append but the single-request one (see migration 4), which takes its events as one jsonb document
-  const appendSql = `select version, positions from ${s}.append($1::text[], $2::text[], $3::bigint[], $4::int[], ` +
-    `$5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
+  // one request with at least one event: its events as one jsonb document (migration 4)
   const appendOneSql = `select version, positions from ${s}.append_one($1::text, $2::text, $3::bigint, $4::jsonb, ` +
     `$5::timestamptz, $6::text)`
+  // every other append (several requests, or one without events): the events as arrays, spread by `unnest` (the
+  // function of migration 1, `append_many` since migration 3, whose `append` would only forward these calls to it)
+  const appendManySql = `select version, positions from ${s}.append_many($1::text[], $2::text[], $3::bigint[], ` +
+    `$4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
 
   /**
    * Validates and encodes the requests (synchronously: this is the hot path of every append). An `Exact` version
@@ -424,7 +426,7 @@ export const make = <R>(options: {
       if (typeof prepared === "number") return neverMatches(method, requests[prepared]!)
       if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
       const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
-      const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendSql, prepared.params)
+      const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendManySql, prepared.params)
       // a transaction of our own only when needed: inline projections, or a savepoint inside the caller's one
       const ownTransaction = !joined && inline.length > 0
       const run: Effect.Effect<Rows, SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown> =
