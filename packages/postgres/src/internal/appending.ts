@@ -18,7 +18,7 @@ import * as Effect from "effect/Effect"
 import type { Options } from "../PostgresEventStore.js"
 import { conflictCode } from "./migrations/0001_create_event_store.js"
 import * as Replay from "./replay.js"
-import { detailOf, isConnectionLoss, isUnansweredSqlError, isUniqueViolation, sqlState } from "./sqlErrors.js"
+import { connectionFailure, detailOf, isUnansweredSqlError, isUniqueViolation, sqlState } from "./sqlErrors.js"
 import { outsideTransaction } from "./transaction.js"
 
 interface StoredRow {
@@ -391,7 +391,9 @@ export const make = <R>(options: {
       case "CommitOutcomeUnknown":
         return checkCommitted(method, prepared, error.cause)
       case "SqlError": {
-        if (!joined && isConnectionLoss(error)) return checkCommitted(method, prepared, error)
+        // the statement may have run and committed: find out by the event ids (nothing was sent when the
+        // connection could not be made; inside the caller's transaction, the caller's commit decides)
+        if (!joined && connectionFailure(error) === "lost") return checkCommitted(method, prepared, error)
         return Effect.flatMap(
           mapFailure(method, prepared, error),
           (mapped) => mapped._tag === "Committed" ? Effect.succeed(mapped.results) : Effect.fail(mapped)
