@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: W1–W5 and M1 (shared/BENCHMARKS.md) against every target, 3 runs, one JSON line per
+ * `npm run bench`: W1–W5 and M1 (bench/README.md) against every target, 3 runs, one JSON line per
  * (workload, target, run) on stdout, then a table of medians with min–max and the ratio to raw-pg (the median of
  * the ratios measured within each run).
  *
@@ -268,7 +268,7 @@ const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
     }
   }
 
-  // targets of shared/BENCHMARKS.md
+  // the goals of bench/README.md
   const checks: Array<string> = []
   const check = (label: string, value: number | undefined, pass: (v: number) => boolean, show: string) => {
     if (value === undefined) return
@@ -301,7 +301,7 @@ const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
     const v = median(vsEmmett)
     check("memory W1 ≥ 10× emmett-memory", v, (x) => x >= 10, `${v.toFixed(1)}×`)
   }
-  if (checks.length > 0) lines.push("", "Targets (shared/BENCHMARKS.md):", ...checks)
+  if (checks.length > 0) lines.push("", "Targets (bench/README.md):", ...checks)
   return lines.join("\n")
 }
 

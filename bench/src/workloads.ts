@@ -1,5 +1,5 @@
 /**
- * W1–W5 and M1 of shared/BENCHMARKS.md. Each returns one measurement; setup (fresh database, schema, seeding)
+ * W1–W5 and M1 of bench/README.md. Each returns one measurement; setup (fresh database, schema, seeding)
  * is outside the timed part.
  */
 import type { Batch, SeenEvent, Session } from "./target.js"

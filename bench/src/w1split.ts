@@ -1,15 +1,18 @@
 /**
- * W1 split (single-event NoStream appends to 20,000 new streams, 16 in flight): where the time goes between the
- * raw-pg floor and `store.append`. Each variant runs on a fresh database; per variant: appends/s, the client's CPU
- * per append (process.cpuUsage) and the machine's busy CPU per append (/proc/stat, both cores).
+ * W1 split (W1 of bench/README.md: single-event NoStream appends to 20,000 new streams, 16 in flight): where the
+ * time goes between the raw-pg floor and `store.append`. Each variant runs on a fresh database; per variant:
+ * appends/s, the client's CPU per append (process.cpuUsage) and the machine's busy CPU per append (/proc/stat, both
+ * cores).
  *
- *   raw-insert   the bench's raw-pg floor: plain pg, `insert … select from unnest(…)` into a 3-index table
- *   pg-fn        plain pg calling the store's append function with the parameters the store sends
- *   sql-fn       the same call through @effect/sql (`sql.unsafe(text, params)`), no store
- *   store        `store.append` (port span, prepare, the call, results)
+ *   raw-insert      the bench's raw-pg floor: plain pg, `insert … select from unnest(…)` into a 3-index table
+ *   pg-one          plain pg calling the store's `append_one` function with the parameters the store sends
+ *   sql-one         the same call through @effect/sql (`sql.unsafe(text, params)`), one runPromise per append
+ *   sql-one-fiber   the same, in one Effect program for all appends (as the store variant runs)
+ *   store           `store.append` (port span, prepare, the call, results)
  *
- * Run (under the shared bench lock):
- *   DATABASE_URL=postgres://postgres@localhost:5432/postgres flock /tmp/bench.lock npx tsx packages/postgres/test-bench/w1split.ts [variants…]
+ * Environment: DATABASE_URL (else the embedded PostgreSQL of the bench), W1_STREAMS, IN_FLIGHT, EVENTS (events per
+ * append), NOTIFY=off. Run (under the shared bench lock when the server is shared):
+ *   flock /tmp/bench.lock npx tsx bench/src/w1split.ts [variants…]
  */
 import { EventStore, ExpectedVersion, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore } from "@effect-eventsourcing/postgres"
@@ -19,29 +22,18 @@ import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
 import pg from "pg"
+import { freshDatabase, startServer } from "./db.js"
+import { NOTE as note } from "./target.js"
 
-const base = process.env.DATABASE_URL ?? "postgres://postgres@localhost:5432/postgres"
 const N = Number(process.env.W1_STREAMS ?? 20_000)
 const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 16)
 const EVENTS = Number(process.env.EVENTS ?? 1)
 const range = Array.from({ length: EVENTS }, (_, j) => j)
-const note = "Deposited through the effect-eventsourcing benchmark harness: ".padEnd(64, "#")
 
 const busy = () => {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number)
   const total = f.reduce((a, b) => a + b, 0)
   return { busy: total - f[3]! - f[4]!, total }
-}
-
-const freshDb = async (name: string) => {
-  const admin = new pg.Client({ connectionString: base })
-  await admin.connect()
-  await admin.query(`drop database if exists ${name} with (force)`)
-  await admin.query(`create database ${name}`)
-  await admin.end()
-  const u = new URL(base)
-  u.pathname = `/${name}`
-  return u.toString()
 }
 
 /** Warms up, then times `timed` and prints rate, client CPU and whole-machine CPU per append. */
@@ -79,23 +71,6 @@ const measure = async (label: string, run: (i: number) => Promise<unknown>) => {
 }
 
 const streamId = (i: number) => `account-w1_${i}`
-
-const storeParams = (i: number) => [
-  [streamId(i)],
-  ["account"],
-  [0],
-  [1],
-  [randomUUID()],
-  ["Deposited"],
-  [JSON.stringify({ amount: (i % 100) + 1, note })],
-  ["{}"],
-  new Date().toISOString(),
-  null
-]
-
-const appendSql = (s: string) =>
-  `select version, positions from ${s}.append($1::text[], $2::text[], $3::bigint[], $4::int[], ` +
-  `$5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
 
 const oneSql = `select version, positions from event_store.append_one($1::text, $2::text, $3::bigint, $4::jsonb, ` +
   `$5::timestamptz, $6::text)`
@@ -150,37 +125,22 @@ const variants: Record<string, (db: string) => Promise<void>> = {
       ]))
     await pool.end()
   },
-  "pg-fn": async (db) => {
-    // the store creates the schema
-    await withStore(db, (rt) => rt.runPromise(Effect.void))
-    const pool = new pg.Pool({ connectionString: db, max: IN_FLIGHT })
-    const text = appendSql("event_store")
-    await measure("pg-fn", (i) => pool.query(text, storeParams(i)))
-    await pool.end()
-  },
   "pg-one": async (db) => {
     await withStore(db, (rt) => rt.runPromise(Effect.void))
     const pool = new pg.Pool({ connectionString: db, max: IN_FLIGHT })
     await measure("pg-one", (i) => pool.query(oneSql, oneParams(i)))
     await pool.end()
   },
+  // one Effect program for all appends, as the bench's effectSession does (no runPromise per append)
   "sql-one-fiber": (db) =>
     withStore(db, async (rt) => {
       const sql = (await rt.runPromise(SqlClient.SqlClient)).withoutTransforms()
       await measureEffect(rt, "sql-one-fiber", (i) => sql.unsafe(oneSql, oneParams(i)))
     }),
-  "sql-fn": (db) =>
+  "sql-one": (db) =>
     withStore(db, async (rt) => {
       const sql = (await rt.runPromise(SqlClient.SqlClient)).withoutTransforms()
-      const text = appendSql("event_store")
-      await measure("sql-fn", (i) => rt.runPromise(sql.unsafe(text, storeParams(i))))
-    }),
-  // one Effect program for all appends, as the bench's effectSession does (no runPromise per append)
-  "sql-fn-fiber": (db) =>
-    withStore(db, async (rt) => {
-      const sql = (await rt.runPromise(SqlClient.SqlClient)).withoutTransforms()
-      const text = appendSql("event_store")
-      await measureEffect(rt, "sql-fn-fiber", (i) => sql.unsafe(text, storeParams(i)))
+      await measure("sql-one", (i) => rt.runPromise(sql.unsafe(oneSql, oneParams(i))))
     }),
   store: (db) =>
     withStore(db, async (rt) => {
@@ -214,12 +174,22 @@ const measureEffect = async <E>(
 
 const main = async () => {
   const chosen = process.argv.slice(2)
-  const names = chosen.length > 0 ? chosen : ["raw-insert", "pg-fn", "sql-fn-fiber", "store"]
+  const names = chosen.length > 0 ? chosen : ["raw-insert", "pg-one", "sql-one-fiber", "store"]
   for (const name of names) {
-    const variant = variants[name]
-    if (variant === undefined) throw new Error(`unknown variant ${name}`)
-    const db = await freshDb(`w1split_${name.replace(/-/g, "_")}`)
-    await variant(db)
+    if (variants[name] === undefined) throw new Error(`unknown variant ${name}`)
+  }
+  const server = await startServer()
+  try {
+    for (const name of names) {
+      const db = await freshDatabase(server, `w1split_${name}`)
+      try {
+        await variants[name]!(db.url)
+      } finally {
+        await db.drop()
+      }
+    }
+  } finally {
+    await server.stop()
   }
 }
 

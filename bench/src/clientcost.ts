@@ -3,10 +3,13 @@
  * answers every statement at once (on the next macrotask, as a socket would), so what is measured is the Effect
  * runtime, the spans, the store's encoding and pg-independent @effect/sql work. Variants:
  *
- *   sql     `sql.unsafe(appendSql, params)` alone (the @effect/sql floor)
- *   store   `store.append` of one event (W1) or 100 events (W2: `--events 100`)
+ *   sql     `sql.unsafe(text, params)` alone: the store's `append_one` call with a fixed payload (the @effect/sql
+ *           floor)
+ *   store   `store.append` of one event (as in W1 of bench/README.md) or 100 events (as in W2: `--events 100`)
  *
- *   npx tsx packages/postgres/test-bench/clientcost.ts [--events 1] [--n 40000]
+ * Prints the median over 5 rounds of the client's CPU time per append, in microseconds.
+ *
+ *   npx tsx bench/src/clientcost.ts [--events 1] [--n 40000]
  */
 import { EventStore, ExpectedVersion } from "@effect-eventsourcing/core"
 import type { StreamId } from "@effect-eventsourcing/core/StreamId"
@@ -16,6 +19,7 @@ import { SqlClient, Statement } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { Effect, Layer, ManagedRuntime, Stream } from "effect"
+import { NOTE as note } from "./target.js"
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(name)
@@ -24,7 +28,6 @@ const arg = (name: string, fallback: number) => {
 const EVENTS = arg("--events", 1)
 const N = arg("--n", 40_000)
 const IN_FLIGHT = 16
-const note = "Deposited through the effect-eventsourcing benchmark harness: ".padEnd(64, "#")
 
 let position = 0
 let executed = 0
@@ -97,11 +100,19 @@ const main = async () => {
   const sql = (await runtime.runPromise(SqlClient.SqlClient)).withoutTransforms()
   const events = (i: number) =>
     Array.from({ length: EVENTS }, (_, j) => ({ type: "Deposited", data: { amount: ((i + j) % 100) + 1, note } }))
-  const text = `select version, positions from "event_store".append($1::text[], $2::text[], $3::bigint[], $4::int[], ` +
-    `$5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
+  const text = `select version, positions from "event_store".append_one($1::text, $2::text, $3::bigint, $4::jsonb, ` +
+    `$5::timestamptz, $6::text)`
+  const payload = JSON.stringify(
+    Array.from({ length: EVENTS }, (_, j) => ({
+      id: globalThis.crypto.randomUUID(),
+      type: "Deposited",
+      data: { amount: j + 1, note },
+      metadata: {}
+    }))
+  )
   let stream = 0
   for (let k = 0; k < 2; k++) {
-    await time("sql", (i) => sql.unsafe(text, [[`account-${i}`], ["account"], [0], [1], [i], [], [], [], "", null]))
+    await time("sql", (i) => sql.unsafe(text, [`account-${i}`, "account", 0, payload, "", null]))
     await time(
       "store",
       (i) => store.append(`account-c_${stream++}_${i}` as StreamId, events(i), ExpectedVersion.NoStream)

@@ -1,9 +1,11 @@
 /**
- * W4 split: Repository.load vs store.read fold vs the same SQL through the same client vs minimal columns, and the
- * same two queries on a plain `pg.Client` (no Effect).
- * Run: DATABASE_URL=postgres://postgres@localhost:5432/postgres npx tsx packages/postgres/test-bench/w4only.ts
- * (tsx adds its own cost to the Effect paths, e.g. source-mapped span stack traces: compile with esbuild as
- * bench/build.mjs does for figures comparable to the bench)
+ * W4 split (W4 of bench/README.md: one stream of 1,000 events, loaded and folded): Repository.load vs store.read
+ * fold vs the same SQL through the same client vs minimal columns, and the same queries on a plain `pg.Client` (no
+ * Effect). Prints the median wall time and this process's CPU time per load, in milliseconds.
+ *
+ * Run: [DATABASE_URL=…] npx tsx bench/src/w4split.ts (without DATABASE_URL on the bench's embedded PostgreSQL).
+ * tsx adds its own cost to the Effect paths (e.g. source-mapped span stack traces): compile with esbuild as
+ * bench/build.mjs does for figures comparable to the bench; add `node --cpu-prof` to profile.
  */
 import { Aggregate, EventStore, ExpectedVersion, Repository, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore } from "@effect-eventsourcing/postgres"
@@ -11,9 +13,9 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Either, Layer, Redacted, Schema, Stream } from "effect"
 import pg from "pg"
+import { freshDatabase, startServer } from "./db.js"
+import { NOTE as note } from "./target.js"
 
-const base = process.env.DATABASE_URL ?? "postgres://postgres@localhost:5432/postgres"
-const note = "n".repeat(64)
 const Deposited = Schema.TaggedStruct("Deposited", { amount: Schema.Number, note: Schema.String })
 const Big = Aggregate.make({
   name: "big",
@@ -25,18 +27,13 @@ const Big = Aggregate.make({
 const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 const main = async () => {
-  const admin = new pg.Client({ connectionString: base })
-  await admin.connect()
-  await admin.query("drop database if exists bench_w4only")
-  await admin.query("create database bench_w4only")
-  await admin.end()
-  const u = new URL(base)
-  u.pathname = "/bench_w4only"
-  const client = new pg.Client({ connectionString: u.toString() })
+  const server = await startServer()
+  const db = await freshDatabase(server, "w4split")
+  const client = new pg.Client({ connectionString: db.url })
   const repository = Repository.make(Big)
   const where = `from event_store.events where stream_id = $1 and version >= $2 and version <= $3 ` +
     `order by version asc limit $4`
-  // the store's query (see \`packed\` in src/internal/store.ts)
+  // the store's query (see `packed` in packages/postgres/src/internal/reading.ts)
   const sameSql = `select position::text || ' ' || version::text || ' ' || ` +
     `(date_part('epoch', recorded_at) * 1000)::text || ' ' || event_id::text as k, type, data, ` +
     `nullif(metadata, '{}'::jsonb) as metadata ${where}`
@@ -56,7 +53,7 @@ const main = async () => {
         ExpectedVersion.Any
       )
     }
-    const time = (label: string, eff: Effect.Effect<unknown, unknown>) =>
+    const time = (label: string, eff: Effect.Effect<unknown, unknown, EventStore.EventStore>) =>
       Effect.gen(function*() {
         const times: Array<number> = []
         let cpu = process.cpuUsage()
@@ -111,11 +108,20 @@ const main = async () => {
   }).pipe(
     Effect.provide(
       PostgresEventStore.layer().pipe(
-        Layer.provideMerge(PgClient.layer({ url: Redacted.make(u.toString()), maxConnections: 2 }))
+        Layer.provideMerge(PgClient.layer({ url: Redacted.make(db.url), maxConnections: 2 }))
       )
     )
   )
-  await Effect.runPromise(prog)
-  await client.end()
+  try {
+    await Effect.runPromise(prog)
+  } finally {
+    await client.end()
+    await db.drop()
+    await server.stop()
+  }
 }
-main()
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
