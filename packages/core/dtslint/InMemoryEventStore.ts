@@ -17,16 +17,16 @@ const program = Effect.flatMap(EventStore.EventStore, (store) => store.streamVer
 
 // `layer` provides EventStore only, so choosing a store Layer at runtime type-checks
 expectType<Equals<typeof InMemoryEventStore.layer, Layer.Layer<EventStore.EventStore>>>(true)
-const chosen = program.pipe(Effect.provide(url === undefined ? InMemoryEventStore.layer : postgres))
+export const chosen = program.pipe(Effect.provide(url === undefined ? InMemoryEventStore.layer : postgres))
 expectType<Equals<typeof chosen, Effect.Effect<number, EventStore.EventStoreError, SqlClient>>>(true)
 
 // the way the bank-account example picks its store, from configuration
-const fromConfig = program.pipe(
+export const fromConfig = program.pipe(
   Effect.provide(Layer.unwrapEffect(Effect.sync(() => url === undefined ? InMemoryEventStore.layer : postgres)))
 )
 expectType<Equals<typeof fromConfig, Effect.Effect<number, EventStore.EventStoreError, SqlClient>>>(true)
 
-const withOptions = program.pipe(Effect.provide(url === undefined ? InMemoryEventStore.layerWith({}) : postgres))
+export const withOptions = program.pipe(Effect.provide(url === undefined ? InMemoryEventStore.layerWith({}) : postgres))
 expectType<Equals<typeof withOptions, Effect.Effect<number, EventStore.EventStoreError, SqlClient>>>(true)
 
 // the test hooks come from their own Layer

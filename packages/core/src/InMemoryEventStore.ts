@@ -97,6 +97,8 @@ export const layer: Layer.Layer<EventStore.EventStore> = layerWith()
  */
 export const layerWithControl = (options?: Options): Layer.Layer<EventStore.EventStore | Control> =>
   Layer.effectContext(
-    Effect.map(internal.make(options), ({ control, store }) =>
-      Context.make(EventStore.EventStore, store).pipe(Context.add(Control, control)))
+    Effect.map(
+      internal.make(options),
+      ({ control, store }) => Context.make(EventStore.EventStore, store).pipe(Context.add(Control, control))
+    )
   )
