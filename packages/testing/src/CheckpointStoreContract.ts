@@ -166,7 +166,8 @@ const loadSaveCheck = withStore((store) =>
     const odd = `${yield* unique("cp")}: 'quoted' "double" ünïcødé 🚀 -- ;`
     yield* ok(store.save(odd, 11), "save")
     yield* ensureAt(store, odd, Option.some(11), "a name with quotes, spaces and unicode round-trips")
-  }))
+  })
+)
 
 const resetCheck = withStore((store) =>
   Effect.gen(function*() {
@@ -182,7 +183,8 @@ const resetCheck = withStore((store) =>
     const fresh = yield* unique("cp")
     yield* ok(store.reset(fresh, 6), "reset")
     yield* ensureAt(store, fresh, Option.some(6), "reset(name, position) on an unknown name sets it")
-  }))
+  })
+)
 
 const invalid: ReadonlyArray<number> = [-5, 1.5, Number.NaN, Number.POSITIVE_INFINITY]
 
@@ -203,7 +205,8 @@ const invalidPositionCheck = withStore((store) =>
     }
     yield* ok(lease.save(5), "lease.save after refused positions")
     yield* ensureAt(store, name, Option.some(5), "the lease still works after refusing invalid positions")
-  }))
+  })
+)
 
 const leaseExclusiveCheck = withStore((store) =>
   Effect.gen(function*() {
@@ -229,7 +232,8 @@ const leaseExclusiveCheck = withStore((store) =>
     yield* Scope.close(first, Exit.void)
     yield* withPatience(Deferred.await(granted), "the second acquire after the first lease's scope closed")
     yield* Fiber.join(second)
-  }))
+  })
+)
 
 const leasePositionCheck = withStore((store) =>
   Effect.gen(function*() {
@@ -254,7 +258,8 @@ const leasePositionCheck = withStore((store) =>
       yield* ok(lease.save(1), "lease.save after lease.reset()")
       yield* ensureAt(store, name, Option.some(1), "the lease keeps working after a reset")
     }))
-  }))
+  })
+)
 
 const leaseFencingCheck = withStore((store) =>
   Effect.gen(function*() {
@@ -283,7 +288,8 @@ const leaseFencingCheck = withStore((store) =>
       yield* ok(current.save(31), "lease.save of the current holder")
       yield* ensureAt(store, name, Option.some(31), "the current holder saves")
     }))
-  }))
+  })
+)
 
 const transactionCheck = withStore((store) =>
   Effect.gen(function*() {
@@ -305,7 +311,8 @@ const transactionCheck = withStore((store) =>
     yield* ok(lease.transaction(Effect.zipRight(lease.save(8), lease.save(9))), "transaction(save, save)")
     yield* ensureAt(store, name, Option.some(9), "several saves inside one transaction")
     yield* ok(lease.save(10), "lease.save after a transaction with several saves")
-  }))
+  })
+)
 
 const transactionRollbackCheck = withStore((store) =>
   Effect.gen(function*() {
@@ -316,7 +323,8 @@ const transactionRollbackCheck = withStore((store) =>
     yield* ensureAt(store, name, Option.some(5), "a save inside a failed transaction is rolled back")
     yield* ok(lease.save(7), "lease.save after a rolled-back transaction")
     yield* ensureAt(store, name, Option.some(7), "the lease keeps working after a rolled-back transaction")
-  }))
+  })
+)
 
 const concurrentConsumersCheck = withStore((store) =>
   Effect.gen(function*() {
@@ -340,7 +348,8 @@ const concurrentConsumersCheck = withStore((store) =>
       Option.some(consumers),
       "one consumer at a time: every consumer's step is kept (none lost, none repeated)"
     )
-  }))
+  })
+)
 
 // -------------------------------------------------------------------------------------
 // exports
@@ -425,7 +434,11 @@ export const suite = <E>(
       for (const key of Object.keys(checks) as Array<CheckName>) {
         if (key === "transactionRollback" && options?.transactional !== true) continue
         const test = known.has(key) ? it.effect.fails : it.effect
-        test(known.has(key) ? `${titles[key]} (known failure)` : titles[key], () => checks[key], Duration.toMillis(timeout))
+        test(
+          known.has(key) ? `${titles[key]} (known failure)` : titles[key],
+          () => checks[key],
+          Duration.toMillis(timeout)
+        )
       }
     })
   })

@@ -137,7 +137,7 @@ describe("CheckpointStoreContract has teeth: broken stores fail the relevant che
     "a store where an interrupted acquire keeps the name",
     handsOverToQuitters,
     "leaseExclusive",
-    "second acquire"
+    "after the first lease's scope closed"
   )
 
   const noPosition = brokenLease(() => ({ position: Option.none() }))
