@@ -17,3 +17,8 @@ export * as DeciderLaws from "./DeciderLaws.js"
  * @since 0.2.0
  */
 export * as CheckpointStoreContract from "./CheckpointStoreContract.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as SnapshotStoreContract from "./SnapshotStoreContract.js"
