@@ -8,7 +8,7 @@ import { stores } from "./database.js"
 
 for (const [storeName, store] of stores("bank_program")) {
   layer(store, { excludeTestServices: true, timeout: "60 seconds" })(`bank-account example on ${storeName}`, (it) => {
-    it.effect("runs the program on the in-memory store", () =>
+    it.effect("runs the program: open, deposit, withdraw, a refused withdrawal, then the account closed", () =>
       Effect.gen(function*() {
         const result = yield* program("1")
         assert.strictEqual(result.refused, "refused")

@@ -70,19 +70,35 @@ export const makeWithControl = (
   internal.make(options)
 
 /**
- * A fresh store (and its {@link Control}) per layer build.
+ * A fresh store per layer build, with options (inline projections).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerWith = (options?: Options): Layer.Layer<EventStore.EventStore | Control> =>
-  Layer.effectContext(
-    Effect.map(internal.make(options), ({ control, store }) =>
-      Context.make(EventStore.EventStore, store).pipe(Context.add(Control, control)))
-  )
+export const layerWith = (options?: Options): Layer.Layer<EventStore.EventStore> =>
+  Layer.effect(EventStore.EventStore, make(options))
 
 /**
+ * A fresh store per layer build. It provides {@link EventStore.EventStore} only, like every other store's Layer, so
+ * the in-memory and the PostgreSQL Layers can be chosen between at runtime
+ * (`Effect.provide(url === undefined ? InMemoryEventStore.layer : PostgresEventStore.layer().pipe(...))`). The test
+ * hooks are in {@link layerWithControl}.
+ *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<EventStore.EventStore | Control> = layerWith()
+export const layer: Layer.Layer<EventStore.EventStore> = layerWith()
+
+/**
+ * A fresh store and its test hooks ({@link Control}) per layer build: for tests that hold a commit in flight.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWithControl = (options?: Options): Layer.Layer<EventStore.EventStore | Control> =>
+  Layer.effectContext(
+    Effect.map(
+      internal.make(options),
+      ({ control, store }) => Context.make(EventStore.EventStore, store).pipe(Context.add(Control, control))
+    )
+  )

@@ -31,7 +31,7 @@ describe("EventBus", () => {
       yield* Fiber.join(slow)
       const received = yield* Queue.takeBetween(inbox, 3, 3)
       assert.deepStrictEqual(Chunk.toArray(received).map((e) => e.position), [1, 2, 3])
-    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+    }).pipe(Effect.provide(InMemoryEventStore.layerWithControl())))
 
   it.scoped("resumes publishing from its checkpoint: events appended while it was down are not lost", () =>
     Effect.gen(function*() {

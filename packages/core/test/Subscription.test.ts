@@ -13,7 +13,7 @@ import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Sch
 const s = (id: string) => StreamId.unsafeMake("acc", id)
 const ev = (amount: number): EventStore.EventData => ({ type: "Deposited", data: { amount } })
 
-const Stores = Layer.merge(InMemoryEventStore.layer, CheckpointStore.layerMemory)
+const Stores = Layer.merge(InMemoryEventStore.layerWithControl(), CheckpointStore.layerMemory)
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", { position: Schema.Number }) {}
 

@@ -133,11 +133,16 @@ export const make = (
         let pending: { value: number | null } | undefined
         let depth = 0
 
+        // built when it runs (not when `save` is called): the position it expects is the one left by the writes
+        // before it, including uncommitted ones of the current transaction
         const fenced = (method: string, position: number | null) =>
-          sql<{ readonly ok: number }>`update ${table}
+          Effect.suspend(() =>
+            sql<{ readonly ok: number }>`update ${table}
             set position = ${position}, updated_at = now()
-            where name = ${name} and generation = ${generation} and position is not distinct from ${expected}
-            returning 1 as ok`.pipe(
+            where name = ${name} and generation = ${generation}
+            and position is not distinct from ${depth > 0 && pending !== undefined ? pending.value : expected}
+            returning 1 as ok`
+          ).pipe(
             Effect.mapError(toStoreError(method)),
             Effect.flatMap((updated) => {
               if (updated.length === 0) return Effect.fail(new CheckpointStore.LeaseLost({ name }))

@@ -6,9 +6,9 @@
  * The store is built once and shared by every check: each check works in its own fresh categories and streams
  * (a counter plus a random suffix, so repeated runs against a persistent database do not collide) and deletes
  * the streams it created. The checks use the real clock, whatever services the caller provides. When the Layer
- * also provides `InMemoryEventStore.Control`, the subscription gap check holds a commit in flight
- * deterministically (without it, `suite` reports that check as skipped); every store also gets a real-concurrency
- * subscription and readAll check.
+ * also provides {@link CommitHold}, the subscription gap check holds a commit in flight deterministically (without
+ * it, `suite` reports that check as skipped); every store also gets a real-concurrency subscription and readAll
+ * check.
  *
  * @example
  * ```ts
@@ -22,11 +22,9 @@
  */
 import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import * as ExpectedVersion from "@effect-eventsourcing/core/ExpectedVersion"
-import * as InMemoryEventStore from "@effect-eventsourcing/core/InMemoryEventStore"
 import * as StreamId from "@effect-eventsourcing/core/StreamId"
 import { describe, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
@@ -36,53 +34,76 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { equivalent, show } from "./internal/values.js"
+import type { ContractViolation } from "./internal/contract.js"
+import * as internal from "./internal/contract.js"
+import { show } from "./internal/values.js"
+
+const { describeError, ensure, ensureEqual, fail, ok, unique, withPatience } = internal
 
 // -------------------------------------------------------------------------------------
 // errors
 // -------------------------------------------------------------------------------------
 
-/**
- * A store did not behave as the port requires. `check` names the check, `expected` / `actual` hold the compared
- * values when there are some (test runners show a diff of them).
- *
- * @since 0.1.0
- * @category errors
- */
-export class ContractViolation extends Schema.TaggedError<ContractViolation>()("ContractViolation", {
-  check: Schema.String,
-  description: Schema.String,
-  expected: Schema.Unknown,
-  actual: Schema.Unknown
-}) {
+export {
   /**
+   * A store did not behave as the port requires (shared by every contract of this package).
+   *
    * @since 0.1.0
+   * @category errors
    */
-  override get message(): string {
-    return `EventStoreContract.${this.check}: ${this.description}`
-  }
-}
+  ContractViolation,
+  /**
+   * How long a check waits for something that must happen before it reports a violation (default: 10 seconds;
+   * shared by every contract of this package).
+   *
+   * @since 0.1.0
+   * @category tags
+   */
+  Patience
+} from "./internal/contract.js"
 
 // -------------------------------------------------------------------------------------
 // models
 // -------------------------------------------------------------------------------------
 
 /**
- * How long a check waits for something that must happen (a subscription delivering, a lock being granted, a read
- * answering) before it reports a violation. Default: 10 seconds. Provide a shorter value to run checks against
- * stores that are expected to fail.
+ * A commit held "in flight" by {@link CommitHold}: its positions are reserved (or assigned, for a database) but it is
+ * not visible until `release`. Later commits become durable meanwhile, yet global readers and subscribers must not
+ * pass the hole.
  *
- * @since 0.1.0
+ * @since 0.2.0
+ * @category models
+ */
+export interface HeldCommit {
+  /** Waits until the held append has its positions, and returns them. */
+  readonly reserved: Effect.Effect<ReadonlyArray<number>>
+  /** Lets the held commit complete and become visible. */
+  readonly release: Effect.Effect<void>
+}
+
+/**
+ * The capability to hold a store's next commit in flight, which a store's test setup provides next to its
+ * `EventStore` so that the `subscribeHeldCommit` check can open a hole in the global log deterministically. Without
+ * it, {@link suite} reports that check as skipped (the real-concurrency check `subscribeConcurrentWriters` runs on
+ * every store).
+ *
+ * The in-memory store provides it from its test hook:
+ * `Layer.effect(EventStoreContract.CommitHold, InMemoryEventStore.Control)` over
+ * `InMemoryEventStore.layerWithControl()`. A SQL store can provide it by wrapping its `EventStore` so that the next
+ * append runs inside a transaction that is kept open until `release` (the store joins the caller's transaction).
+ *
+ * @since 0.2.0
  * @category tags
  */
-export class Patience
-  extends Context.Reference<Patience>()("@effect-eventsourcing/testing/EventStoreContract/Patience", {
-    defaultValue: (): Duration.Duration => Duration.seconds(10)
-  })
-{}
+export class CommitHold extends Context.Tag("@effect-eventsourcing/testing/EventStoreContract/CommitHold")<
+  CommitHold,
+  {
+    /** The next `append` (or `appendMany`) gets its positions, then waits for `release` before it commits. */
+    readonly holdNextCommit: Effect.Effect<HeldCommit>
+  }
+>() {}
 
 /**
  * One conformance check: succeeds when the store behaves, fails with a {@link ContractViolation} otherwise.
@@ -107,51 +128,7 @@ export interface Options {
 
 type Fx<A> = Effect.Effect<A, ContractViolation, EventStore.EventStore | Scope.Scope>
 
-const violation = (description: string, details?: { readonly expected?: unknown; readonly actual?: unknown }) =>
-  new ContractViolation({ check: "", description, expected: details?.expected, actual: details?.actual })
-
-const fail = (description: string, details?: { readonly expected?: unknown; readonly actual?: unknown }) =>
-  Effect.fail(violation(description, details))
-
-const ensure = (condition: boolean, description: string): Effect.Effect<void, ContractViolation> =>
-  condition ? Effect.void : fail(description)
-
-const ensureEqual = (actual: unknown, expected: unknown, description: string): Effect.Effect<void, ContractViolation> =>
-  equivalent(actual, expected)
-    ? Effect.void
-    : fail(`${description}\n  expected: ${show(expected)}\n  actual:   ${show(actual)}`, { expected, actual })
-
-const describeError = (error: unknown): string =>
-  typeof error === "object" && error !== null && "_tag" in error && error instanceof Error
-    ? `${String(error._tag)}: ${error.message}`
-    : show(error)
-
-/** any failure of the store where success is required is a violation */
-const ok = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string): Effect.Effect<A, ContractViolation, R> =>
-  Effect.mapError(effect, (error) => violation(`${what} failed: ${describeError(error)}`, { actual: error }))
-
-const withPatience = <A, R>(
-  effect: Effect.Effect<A, ContractViolation, R>,
-  what: string,
-  progress?: () => string
-): Effect.Effect<A, ContractViolation, R> =>
-  Effect.flatMap(Patience, (patience) =>
-    Effect.timeoutFail(effect, {
-      duration: patience,
-      onTimeout: () =>
-        violation(
-          `${what}: did not happen within ${Duration.format(patience)}${
-            progress === undefined ? "" : ` (${progress()})`
-          }`
-        )
-    }))
-
 const settle = Duration.millis(100)
-
-let counter = 0
-
-const unique = (label: string): Effect.Effect<string> =>
-  Effect.sync(() => `${label}${++counter}x${globalThis.crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`)
 
 const newId = (): string => globalThis.crypto.randomUUID()
 
@@ -296,21 +273,8 @@ const ensureExactlyOnceInOrder = (
     yield* ensureEqual(positions(delivered), positions(expected), `${what}: delivery order must be position order`)
   })
 
-const live = Clock.make()
-
 const named = (name: string, check: Effect.Effect<void, ContractViolation, EventStore.EventStore>): Check =>
-  check.pipe(
-    Effect.withClock(live),
-    Effect.mapError((error) =>
-      new ContractViolation({
-        check: name,
-        description: error.description,
-        expected: error.expected,
-        actual: error.actual
-      })
-    ),
-    Effect.withSpan(`EventStoreContract.${name}`)
-  )
+  internal.named("EventStoreContract", name, check)
 
 // -------------------------------------------------------------------------------------
 // checks
@@ -753,12 +717,12 @@ const subscribeCatchUpThenLiveCheck = fixture(({ category, store, stream }) =>
 
 const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
   Effect.gen(function*() {
-    const control = yield* Effect.serviceOption(InMemoryEventStore.Control)
-    // needs the in-memory hook (suite() reports it as skipped); the real-concurrency check covers every store
-    if (Option.isNone(control)) return
+    const hold = yield* Effect.serviceOption(CommitHold)
+    // needs the CommitHold capability (suite() reports it as skipped); the real-concurrency check covers every store
+    if (Option.isNone(hold)) return
     const a = stream("slow")
     const b = stream("fast")
-    const held = yield* control.value.holdNextCommit
+    const held = yield* hold.value.holdNextCommit
     const slow = yield* Effect.forkScoped(ok(store.append(a, [ev("Slow", {})], ExpectedVersion.NoStream), "append"))
     const reserved = yield* withPatience(held.reserved, "the held commit reserving its position")
     yield* ok(store.append(b, [ev("Fast", {})], ExpectedVersion.NoStream), "append")
@@ -1050,7 +1014,7 @@ const hostileStreamIdsCheck = fixture(({ category, store, track }) =>
 
 /**
  * Every check of the contract, by name, as a plain Effect (see {@link suite} for what they cover).
- * `subscribeHeldCommit` needs `InMemoryEventStore.Control` in the context and checks nothing without it.
+ * `subscribeHeldCommit` needs {@link CommitHold} in the context and checks nothing without it.
  *
  * @example
  * ```ts
@@ -1119,8 +1083,7 @@ export const titles: { readonly [K in CheckName]: string } = {
   lockExclusive: "a second lock on a stream waits for the first scope to close; interrupted waiters/holders let go",
   lockDoesNotBlock: "a locked stream can be read, and other streams can be locked",
   subscribeCatchUpThenLive: "subscribe: catch-up then live, from a position, with filters; once each, in order",
-  subscribeHeldCommit:
-    "subscribe and readAll never pass a commit in flight (needs the InMemoryEventStore.Control hook, else skipped)",
+  subscribeHeldCommit: "subscribe and readAll never pass a commit in flight (needs CommitHold, else skipped)",
   subscribeConcurrentWriters: "subscribe while many writers commit concurrently: nothing missing, no duplicates",
   race: "concurrent appends with the same expected version: exactly one winner",
   idempotency: "re-sending a committed batch with the same ids returns the original result; id conflicts are typed",
@@ -1160,12 +1123,12 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
         it.effect(titles[key], (ctx) => {
           if (key !== "subscribeHeldCommit") return checks[key]
           return Effect.flatMap(
-            Effect.serviceOption(InMemoryEventStore.Control),
-            (control) =>
-              Option.isSome(control) ? checks[key] : Effect.sync(() => {
+            Effect.serviceOption(CommitHold),
+            (hold) =>
+              Option.isSome(hold) ? checks[key] : Effect.sync(() => {
                 // report the check as skipped: `skip` marks the test, then throws to abort it, which we do not need
                 try {
-                  ctx.skip("the store provides no InMemoryEventStore.Control hook")
+                  ctx.skip("the store's Layer provides no EventStoreContract.CommitHold")
                 } catch {
                   // the test is marked as skipped
                 }

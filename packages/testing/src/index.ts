@@ -12,3 +12,13 @@ export * as EventStoreContract from "./EventStoreContract.js"
  * @since 0.1.0
  */
 export * as DeciderLaws from "./DeciderLaws.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as CheckpointStoreContract from "./CheckpointStoreContract.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as SnapshotStoreContract from "./SnapshotStoreContract.js"

@@ -3,19 +3,19 @@ import { EventStoreContract } from "@effect-eventsourcing/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Context, DateTime, Deferred, Duration, Effect, FiberId, Layer, Stream } from "effect"
 
-// The suite itself, on the reference store (core runs it too).
-EventStoreContract.suite("InMemoryEventStore (self-test)", InMemoryEventStore.layer)
+// The suite itself runs on the in-memory store in packages/core (test/EventStoreContract.test.ts) and on PostgreSQL in
+// packages/postgres; here it is shown to fail on broken stores.
 
 type Impl = Omit<EventStore.EventStore.Service, EventStore.TypeId>
 
 /** The in-memory store with some operations replaced by broken ones. */
 const broken = (
   f: (inner: EventStore.EventStore.Service) => Partial<Impl>
-): Layer.Layer<EventStore.EventStore | InMemoryEventStore.Control> =>
+): Layer.Layer<EventStore.EventStore | EventStoreContract.CommitHold> =>
   Layer.effectContext(
     Effect.map(InMemoryEventStore.makeWithControl(), ({ control, store }) =>
       Context.make(EventStore.EventStore, EventStore.make({ ...store, ...f(store) })).pipe(
-        Context.add(InMemoryEventStore.Control, control)
+        Context.add(EventStoreContract.CommitHold, control)
       ))
   )
 
@@ -25,7 +25,7 @@ const broken = (
  */
 const naiveStore = (
   latency: (position: number) => number
-): Layer.Layer<EventStore.EventStore | InMemoryEventStore.Control> =>
+): Layer.Layer<EventStore.EventStore | EventStoreContract.CommitHold> =>
   Layer.effectContext(
     Effect.sync(() => {
       const streams = new Map<string, Array<EventStore.RecordedEvent>>()
@@ -86,7 +86,7 @@ const naiveStore = (
         delete: (streamId) => Effect.sync(() => void streams.delete(streamId)),
         lock: () => Effect.void
       })
-      const control: InMemoryEventStore.Control["Type"] = {
+      const hold: EventStoreContract.CommitHold["Type"] = {
         holdNextCommit: Effect.sync(() => {
           const hold = {
             reserved: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
@@ -96,7 +96,7 @@ const naiveStore = (
           return { reserved: Deferred.await(hold.reserved), release: Deferred.succeed(hold.release, undefined) }
         })
       }
-      return Context.make(EventStore.EventStore, store).pipe(Context.add(InMemoryEventStore.Control, control))
+      return Context.make(EventStore.EventStore, store).pipe(Context.add(EventStoreContract.CommitHold, hold))
     })
   )
 

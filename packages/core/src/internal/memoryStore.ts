@@ -8,19 +8,12 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as EventStore from "../EventStore.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
+import type * as InMemoryEventStore from "../InMemoryEventStore.js"
 import type * as Projection from "../Projection.js"
 import type { StreamId } from "../StreamId.js"
 
-/** @internal */
-export interface HeldCommit {
-  readonly reserved: Effect.Effect<ReadonlyArray<number>>
-  readonly release: Effect.Effect<void>
-}
-
-/** @internal */
-export interface Control {
-  readonly holdNextCommit: Effect.Effect<HeldCommit>
-}
+/** @internal the service of `InMemoryEventStore.Control` (declared there, with `HeldCommit`) */
+export type Control = InMemoryEventStore.Control["Type"]
 
 /** @internal */
 export interface Options {
