@@ -149,7 +149,7 @@ describe("published packages", () => {
         !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md)$/.test(f) && !/^(dist\/(esm|cjs|dts)|src)\//.test(f)
       )
       assert.deepStrictEqual(outside, [], `${result.name} ships files outside dist/{esm,cjs,dts}, src and the docs`)
-      for (const f of ["package.json", "README.md", "LICENSE", "dist/cjs/package.json"]) {
+      for (const f of ["package.json", "README.md", "LICENSE", "CHANGELOG.md", "dist/cjs/package.json"]) {
         assert.include(files, f, `${result.name} lacks ${f}`)
       }
       for (const module of await publicModules(pkg)) {
