@@ -3,7 +3,7 @@ import js from "@eslint/js"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/build/**", "**/dist/**", "**/node_modules/**", "**/*.mjs", "**/vitest.config.ts"] },
+  { ignores: ["**/build/**", "**/dist/**", "packages/*/docs/**", "**/node_modules/**", "**/*.mjs", "**/vitest.config.ts"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -21,6 +21,8 @@ await build({
   platform: "node",
   target: "node20",
   logLevel: "warning",
+  // the workspace packages' TypeScript sources (their exports point at dist/ for published consumers)
+  conditions: ["@effect-eventsourcing/source"],
   plugins: [{
     name: "node_modules-external",
     setup(b) {

@@ -100,6 +100,31 @@ export declare namespace Aggregate {
  * One TypeScript limit: a literal written in `evolve`'s returned object (`{ ...state, status: "closed" }`) is
  * widened to `string` while the call is being inferred. Write `"closed" as const`, or annotate the return type.
  *
+ * @example
+ * ```ts
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * class Incremented extends Schema.TaggedClass<Incremented>()("Incremented", { by: Schema.Int }) {}
+ * class Increment extends Schema.TaggedClass<Increment>()("Increment", { by: Schema.Int }) {}
+ * class TooLarge extends Schema.TaggedError<TooLarge>()("TooLarge", { max: Schema.Int }) {}
+ *
+ * const Counter = Aggregate.make({
+ *   name: "counter", // streams are "counter-<id>"
+ *   events: Incremented,
+ *   commands: Increment,
+ *   initialState: 0,
+ *   decide: (command, state) =>
+ *     state + command.by > 100
+ *       ? Either.left(new TooLarge({ max: 100 }))
+ *       : Either.right([new Incremented({ by: command.by })]),
+ *   evolve: (state, event) => state + event.by
+ * })
+ *
+ * // State = number, Command = Increment, Event = Incremented, E = TooLarge
+ * assert.strictEqual(Aggregate.fold(Counter, [new Incremented({ by: 2 }), new Incremented({ by: 3 })]), 5)
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */

@@ -5,9 +5,19 @@
  *
  * @example
  * ```ts
- * import { CommandHandler, InMemoryEventStore } from "@effect-eventsourcing/core"
- * import { Effect } from "effect"
- * import { Account, Deposit } from "./Account.js"
+ * import { Aggregate, CommandHandler, InMemoryEventStore } from "@effect-eventsourcing/core"
+ * import { Effect, Either, Schema } from "effect"
+ *
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Int }) {}
+ * class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Schema.Int }) {}
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Deposited,
+ *   commands: Deposit,
+ *   initialState: { balance: 0 },
+ *   decide: (command) => Either.right([new Deposited({ amount: command.amount })]),
+ *   evolve: (state, event) => ({ balance: state.balance + event.amount })
+ * })
  *
  * const handle = CommandHandler.make(Account)
  * const program = handle("42", new Deposit({ amount: 10 })).pipe(Effect.provide(InMemoryEventStore.layer))
@@ -123,6 +133,43 @@ export const withMetadata: {
 export const defaultRetry: Schedule.Schedule<number, unknown> = Schedule.recurs(10)
 
 /**
+ * @example
+ * ```ts
+ * import { Aggregate, CommandHandler, InMemoryEventStore } from "@effect-eventsourcing/core"
+ * import { Effect, Either, Schema } from "effect"
+ *
+ * class Incremented extends Schema.TaggedClass<Incremented>()("Incremented", { by: Schema.Int }) {}
+ * class Increment extends Schema.TaggedClass<Increment>()("Increment", { by: Schema.Int }) {}
+ * class TooLarge extends Schema.TaggedError<TooLarge>()("TooLarge", { max: Schema.Int }) {}
+ *
+ * const Counter = Aggregate.make({
+ *   name: "counter", // streams are "counter-<id>"
+ *   events: Incremented,
+ *   commands: Increment,
+ *   initialState: 0,
+ *   decide: (command, state) =>
+ *     state + command.by > 100
+ *       ? Either.left(new TooLarge({ max: 100 }))
+ *       : Either.right([new Incremented({ by: command.by })]),
+ *   evolve: (state, event) => state + event.by
+ * })
+ *
+ * // load → decide → append with Exact(version); reloads and decides again on a ConcurrencyConflict
+ * const handle = CommandHandler.make(Counter)
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* handle("a", new Increment({ by: 40 }))
+ *   const { events, state, version } = yield* handle("a", new Increment({ by: 2 }))
+ *   // a domain error from decide arrives unchanged in the error channel; nothing is written
+ *   const refused = yield* Effect.flip(handle("a", new Increment({ by: 100 })))
+ *   return { events: events.length, state, version, refused: refused._tag }
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(InMemoryEventStore.layer))).then((result) =>
+ *   assert.deepStrictEqual(result, { events: 1, state: 42, version: 2, refused: "TooLarge" })
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */

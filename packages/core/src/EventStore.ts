@@ -325,6 +325,26 @@ const causeMessage = (cause: unknown): string => {
 // -------------------------------------------------------------------------------------
 
 /**
+ * @example
+ * ```ts
+ * import { EventStore, ExpectedVersion, InMemoryEventStore, StreamId } from "@effect-eventsourcing/core"
+ * import { Chunk, Effect, Stream } from "effect"
+ *
+ * // the untyped (encoded JSON) port every store implements
+ * const program = Effect.gen(function*() {
+ *   const store = yield* EventStore.EventStore
+ *   const stream = StreamId.unsafeMake("account", "1")
+ *   yield* store.append(stream, [{ type: "Opened", data: { owner: "Ada" } }], ExpectedVersion.NoStream)
+ *   yield* store.append(stream, [{ type: "Deposited", data: { amount: 10 } }], ExpectedVersion.Exact(1))
+ *   const events = yield* Stream.runCollect(store.read(stream))
+ *   return Chunk.toReadonlyArray(events).map((event) => `${event.version} ${event.type}`)
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(InMemoryEventStore.layer))).then((lines) =>
+ *   assert.deepStrictEqual(lines, ["1 Opened", "2 Deposited"])
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

@@ -51,6 +51,32 @@ export interface Projection<E = never, R = never> {
 }
 
 /**
+ * @example
+ * ```ts
+ * import { EventStore, ExpectedVersion, InMemoryEventStore, Projection, StreamId } from "@effect-eventsourcing/core"
+ * import { Effect } from "effect"
+ *
+ * const counts = new Map<string, number>()
+ * const eventCounts = Projection.make({
+ *   name: "event-counts",
+ *   handle: (event) => Effect.sync(() => void counts.set(event.type, (counts.get(event.type) ?? 0) + 1)),
+ *   // optional: forget a deleted stream (inline projections), clear before a subscription replays
+ *   onDelete: (streamId) => Effect.log(`forget ${streamId}`),
+ *   onReset: () => Effect.sync(() => counts.clear())
+ * })
+ *
+ * // inline: runs inside every append's transaction (a failure rejects the append)
+ * const Store = InMemoryEventStore.layerWith({ inline: [eventCounts] })
+ *
+ * const program = EventStore.append(
+ *   StreamId.unsafeMake("account", "1"),
+ *   [{ type: "Opened", data: {} }],
+ *   ExpectedVersion.NoStream
+ * )
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(Store))).then(() => assert.strictEqual(counts.get("Opened"), 1))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */

@@ -306,6 +306,39 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
 /**
  * Runs the subscription until interrupted (or until it stops with an error).
  *
+ * @example
+ * ```ts
+ * import {
+ *   CheckpointStore,
+ *   EventStore,
+ *   ExpectedVersion,
+ *   InMemoryEventStore,
+ *   Projection,
+ *   StreamId,
+ *   Subscription
+ * } from "@effect-eventsourcing/core"
+ * import { Effect, Fiber, Layer } from "effect"
+ *
+ * const seen: Array<string> = []
+ * const log = Projection.make({ name: "log", handle: (event) => Effect.sync(() => void seen.push(event.type)) })
+ *
+ * const program = Effect.gen(function*() {
+ *   const { position } = yield* EventStore.append(
+ *     StreamId.unsafeMake("account", "1"),
+ *     [{ type: "Opened", data: {} }],
+ *     ExpectedVersion.NoStream
+ *   )
+ *   // `run` never returns: fork it (or use Subscription.layer / Subscription.forkScoped)
+ *   const fiber = yield* Effect.fork(Subscription.run(log, { filter: { categories: ["account"] } }))
+ *   yield* Subscription.awaitCheckpoint("log", position)
+ *   yield* Fiber.interrupt(fiber)
+ * })
+ *
+ * Effect.runPromise(
+ *   program.pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, CheckpointStore.layerMemory)))
+ * ).then(() => assert.deepStrictEqual(seen, ["Opened"]))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */

@@ -113,6 +113,19 @@ export const layer = <R = never>(
 /**
  * {@link layer} with options read from `Config` (e.g. `schema: Config.string("EVENT_STORE_SCHEMA")`).
  *
+ * @example
+ * ```ts
+ * import { PostgresEventStore } from "@effect-eventsourcing/postgres"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Config, Layer } from "effect"
+ *
+ * // options from the environment, with defaults; the connection from DATABASE_URL
+ * const Store = PostgresEventStore.layerConfig({
+ *   schema: Config.string("EVENT_STORE_SCHEMA").pipe(Config.withDefault("event_store")),
+ *   pollInterval: Config.duration("EVENT_STORE_POLL_INTERVAL").pipe(Config.withDefault("1 second"))
+ * }).pipe(Layer.provide(PgClient.layerConfig({ url: Config.redacted("DATABASE_URL") })))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */

@@ -21,7 +21,31 @@
  * ```ts
  * import { DeciderLaws } from "@effect-eventsourcing/testing"
  * import { describe } from "@effect/vitest"
- * import { Account } from "./Account.js"
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const Amount = Schema.Int.pipe(Schema.positive())
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Amount }) {}
+ * class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Amount }) {}
+ * class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Amount }) {}
+ * class Withdraw extends Schema.TaggedClass<Withdraw>()("Withdraw", { amount: Amount }) {}
+ * class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", { balance: Schema.Int }) {}
+ *
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Schema.Union(Deposited, Withdrawn),
+ *   commands: Schema.Union(Deposit, Withdraw),
+ *   initialState: { balance: 0 },
+ *   decide: (command, state) =>
+ *     command._tag === "Deposit"
+ *       ? Either.right([new Deposited({ amount: command.amount })])
+ *       : command.amount > state.balance
+ *       ? Either.left(new InsufficientFunds({ balance: state.balance }))
+ *       : Either.right([new Withdrawn({ amount: command.amount })]),
+ *   evolve: (state, event) => ({
+ *     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount
+ *   })
+ * })
  *
  * describe("Account laws", () => {
  *   DeciderLaws.suite(Account, {
@@ -137,14 +161,38 @@ export interface History<Event> {
  * @example
  * ```ts
  * import { DeciderLaws } from "@effect-eventsourcing/testing"
- * import { assert, it } from "@effect/vitest"
+ * import { it } from "@effect/vitest"
  * import { FastCheck } from "effect"
- * import { Account } from "./Account.js"
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const Amount = Schema.Int.pipe(Schema.positive())
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Amount }) {}
+ * class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Amount }) {}
+ * class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Amount }) {}
+ * class Withdraw extends Schema.TaggedClass<Withdraw>()("Withdraw", { amount: Amount }) {}
+ * class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", { balance: Schema.Int }) {}
+ *
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Schema.Union(Deposited, Withdrawn),
+ *   commands: Schema.Union(Deposit, Withdraw),
+ *   initialState: { balance: 0 },
+ *   decide: (command, state) =>
+ *     command._tag === "Deposit"
+ *       ? Either.right([new Deposited({ amount: command.amount })])
+ *       : command.amount > state.balance
+ *       ? Either.left(new InsufficientFunds({ balance: state.balance }))
+ *       : Either.right([new Withdrawn({ amount: command.amount })]),
+ *   evolve: (state, event) => ({
+ *     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount
+ *   })
+ * })
  *
  * it("the invariant law holds", () => {
  *   const laws = DeciderLaws.laws(Account, { invariants: { "balance >= 0": (state) => state.balance >= 0 } })
  *   const details = FastCheck.check(DeciderLaws.property(laws.invariants), { numRuns: 100 })
- *   assert.isFalse(details.failed)
+ *   assert.strictEqual(details.failed, false) // node:assert
  * })
  * ```
  *
@@ -432,7 +480,31 @@ export const property = <A>(law: Law<A>): FastCheck.IPropertyWithHooks<[A]> =>
  * ```ts
  * import { DeciderLaws } from "@effect-eventsourcing/testing"
  * import { describe } from "@effect/vitest"
- * import { Account } from "./Account.js"
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const Amount = Schema.Int.pipe(Schema.positive())
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Amount }) {}
+ * class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Amount }) {}
+ * class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Amount }) {}
+ * class Withdraw extends Schema.TaggedClass<Withdraw>()("Withdraw", { amount: Amount }) {}
+ * class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", { balance: Schema.Int }) {}
+ *
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Schema.Union(Deposited, Withdrawn),
+ *   commands: Schema.Union(Deposit, Withdraw),
+ *   initialState: { balance: 0 },
+ *   decide: (command, state) =>
+ *     command._tag === "Deposit"
+ *       ? Either.right([new Deposited({ amount: command.amount })])
+ *       : command.amount > state.balance
+ *       ? Either.left(new InsufficientFunds({ balance: state.balance }))
+ *       : Either.right([new Withdrawn({ amount: command.amount })]),
+ *   evolve: (state, event) => ({
+ *     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount
+ *   })
+ * })
  *
  * describe("Account laws", () => {
  *   DeciderLaws.suite(Account, { invariants: { "the balance is never negative": (state) => state.balance >= 0 } })

@@ -12,12 +12,36 @@
  * ```ts
  * import { DeciderSpec } from "@effect-eventsourcing/testing"
  * import { it } from "@effect/vitest"
- * import { Account, AccountOpened, Deposited, InsufficientFunds, Withdraw } from "./Account.js"
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const Amount = Schema.Int.pipe(Schema.positive())
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Amount }) {}
+ * class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Amount }) {}
+ * class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Amount }) {}
+ * class Withdraw extends Schema.TaggedClass<Withdraw>()("Withdraw", { amount: Amount }) {}
+ * class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", { balance: Schema.Int }) {}
+ *
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Schema.Union(Deposited, Withdrawn),
+ *   commands: Schema.Union(Deposit, Withdraw),
+ *   initialState: { balance: 0 },
+ *   decide: (command, state) =>
+ *     command._tag === "Deposit"
+ *       ? Either.right([new Deposited({ amount: command.amount })])
+ *       : command.amount > state.balance
+ *       ? Either.left(new InsufficientFunds({ balance: state.balance }))
+ *       : Either.right([new Withdrawn({ amount: command.amount })]),
+ *   evolve: (state, event) => ({
+ *     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount
+ *   })
+ * })
  *
  * it.effect("a withdrawal above the balance is refused", () =>
- *   DeciderSpec.given(Account, [new AccountOpened({ owner: "Ada" }), new Deposited({ amount: 10 })])
+ *   DeciderSpec.given(Account, [new Deposited({ amount: 10 })])
  *     .when(new Withdraw({ amount: 20 }))
- *     .thenFails(new InsufficientFunds({ balance: 10, requested: 20 })))
+ *     .thenFails(new InsufficientFunds({ balance: 10 })))
  * ```
  *
  * @since 0.1.0
@@ -125,16 +149,43 @@ export interface When<State, Command, Event, E> {
  * ```ts
  * import { DeciderSpec } from "@effect-eventsourcing/testing"
  * import { it } from "@effect/vitest"
- * import { Account, AccountOpened, Deposit, Deposited } from "./Account.js"
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const Amount = Schema.Int.pipe(Schema.positive())
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Amount }) {}
+ * class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Amount }) {}
+ * class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Amount }) {}
+ * class Withdraw extends Schema.TaggedClass<Withdraw>()("Withdraw", { amount: Amount }) {}
+ * class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", { balance: Schema.Int }) {}
+ *
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Schema.Union(Deposited, Withdrawn),
+ *   commands: Schema.Union(Deposit, Withdraw),
+ *   initialState: { balance: 0 },
+ *   decide: (command, state) =>
+ *     command._tag === "Deposit"
+ *       ? Either.right([new Deposited({ amount: command.amount })])
+ *       : command.amount > state.balance
+ *       ? Either.left(new InsufficientFunds({ balance: state.balance }))
+ *       : Either.right([new Withdrawn({ amount: command.amount })]),
+ *   evolve: (state, event) => ({
+ *     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount
+ *   })
+ * })
  *
  * it.effect("a deposit is recorded", () =>
- *   DeciderSpec.given(Account, [new AccountOpened({ owner: "Ada" })])
+ *   DeciderSpec.given(Account, [new Deposited({ amount: 5 })])
  *     .when(new Deposit({ amount: 10 }))
  *     .then([new Deposited({ amount: 10 })]))
  *
+ * it.effect("a withdrawal from an empty account is refused", () =>
+ *   DeciderSpec.given(Account).when(new Withdraw({ amount: 1 })).thenFails(InsufficientFunds))
+ *
  * it.effect("the state folds the history", () =>
- *   DeciderSpec.given(Account, [new AccountOpened({ owner: "Ada" }), new Deposited({ amount: 10 })])
- *     .thenState({ status: "open", owner: "Ada", balance: 10 }))
+ *   DeciderSpec.given(Account, [new Deposited({ amount: 10 }), new Withdrawn({ amount: 3 })])
+ *     .thenState({ balance: 7 }))
  * ```
  *
  * @since 0.1.0
@@ -175,14 +226,36 @@ export interface Spec<State, Command, Event, E> {
  * ```ts
  * import { DeciderSpec } from "@effect-eventsourcing/testing"
  * import { it } from "@effect/vitest"
- * import { Account, AccountOpened, Deposit, Deposited } from "./Account.js"
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Either, Schema } from "effect"
+ *
+ * const Amount = Schema.Int.pipe(Schema.positive())
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Amount }) {}
+ * class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Amount }) {}
+ * class Deposit extends Schema.TaggedClass<Deposit>()("Deposit", { amount: Amount }) {}
+ * class Withdraw extends Schema.TaggedClass<Withdraw>()("Withdraw", { amount: Amount }) {}
+ * class InsufficientFunds extends Schema.TaggedError<InsufficientFunds>()("InsufficientFunds", { balance: Schema.Int }) {}
+ *
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Schema.Union(Deposited, Withdrawn),
+ *   commands: Schema.Union(Deposit, Withdraw),
+ *   initialState: { balance: 0 },
+ *   decide: (command, state) =>
+ *     command._tag === "Deposit"
+ *       ? Either.right([new Deposited({ amount: command.amount })])
+ *       : command.amount > state.balance
+ *       ? Either.left(new InsufficientFunds({ balance: state.balance }))
+ *       : Either.right([new Withdrawn({ amount: command.amount })]),
+ *   evolve: (state, event) => ({
+ *     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount
+ *   })
+ * })
  *
  * const spec = DeciderSpec.make(Account)
  *
  * it.effect("a deposit is recorded", () =>
- *   spec.given([new AccountOpened({ owner: "Ada" })])
- *     .when(new Deposit({ amount: 10 }))
- *     .then([new Deposited({ amount: 10 })]))
+ *   spec.given([]).when(new Deposit({ amount: 10 })).then([new Deposited({ amount: 10 })]))
  * ```
  *
  * @since 0.1.0

@@ -1,0 +1,299 @@
+/**
+ * Consumer smoke test: the packages as a user gets them from npm. Builds the workspace, packs every published
+ * package, installs the tarballs (and effect, @effect/sql, @effect/sql-pg, … from the npm cache) into two apps in a
+ * temporary directory outside the workspace (an ES module app and a CommonJS app), type-checks both with a demanding
+ * user tsconfig (skipLibCheck off), runs them with plain `node` on the in-memory store and on PostgreSQL, and
+ * checks what the tarballs contain.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import pg from "pg"
+import { afterAll, beforeAll, inject } from "vitest"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    databaseUrl: string
+  }
+}
+
+const root = fileURLToPath(new URL("../../", import.meta.url))
+const apps = fileURLToPath(new URL("../apps/", import.meta.url))
+const packages = ["core", "testing", "postgres"] as const
+const npm = process.platform === "win32" ? "npm.cmd" : "npm"
+const tsc = Path.join(root, "node_modules", "typescript", "bin", "tsc")
+
+interface Run {
+  readonly stdout: string
+  readonly stderr: string
+  readonly code: number
+}
+
+const run = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: NodeJS.ProcessEnv }) =>
+  new Promise<Run>((resolve) => {
+    execFile(
+      command,
+      args,
+      { ...options, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resolve({ stdout, stderr, code: error === null ? 0 : typeof error.code === "number" ? error.code : 1 })
+    )
+  })
+
+/** Runs a command and fails the test with its output when it does not exit 0. */
+const ok = async (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: NodeJS.ProcessEnv }) => {
+  const result = await run(command, args, options)
+  assert.strictEqual(
+    result.code,
+    0,
+    `${command} ${args.join(" ")} (in ${options.cwd}) exited ${result.code}\n${result.stdout}\n${result.stderr}`
+  )
+  return result
+}
+
+const timings: Array<string> = []
+const timed = async <A>(label: string, f: () => Promise<A>): Promise<A> => {
+  const start = Date.now()
+  try {
+    return await f()
+  } finally {
+    timings.push(`${label} ${((Date.now() - start) / 1000).toFixed(1)} s`)
+  }
+}
+
+const installedVersion = async (name: string): Promise<string> =>
+  JSON.parse(await Fs.readFile(Path.join(root, "node_modules", name, "package.json"), "utf8")).version
+
+/** The public modules of a package: its top-level `src/*.ts` files. */
+const publicModules = async (pkg: string): Promise<ReadonlyArray<string>> =>
+  (await Fs.readdir(Path.join(root, "packages", pkg, "src")))
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => f.slice(0, -".ts".length))
+    .sort()
+
+interface Packed {
+  readonly name: string
+  readonly filename: string
+  readonly size: number
+  readonly files: ReadonlyArray<{ readonly path: string }>
+}
+
+let temp = ""
+let database: { readonly url: string; readonly drop: () => Promise<void> } | undefined
+const packed = new Map<string, Packed>()
+
+const withDatabase = (url: string, name: string) => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${name}`
+  return parsed.toString()
+}
+
+beforeAll(async () => {
+  temp = await Fs.mkdtemp(Path.join(Os.tmpdir(), "effect-eventsourcing-smoke-"))
+  const server = inject("databaseUrl")
+  const name = `smoke_${process.pid}_${Date.now().toString(36)}`
+  const admin = new pg.Client({ connectionString: server })
+  await admin.connect()
+  try {
+    await admin.query(`create database "${name}"`)
+  } finally {
+    await admin.end()
+  }
+  database = {
+    url: withDatabase(server, name),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: server })
+      await client.connect()
+      try {
+        await client.query(`drop database if exists "${name}" with (force)`)
+      } finally {
+        await client.end()
+      }
+    }
+  }
+})
+
+afterAll(async () => {
+  await database?.drop()
+  if (temp !== "") await Fs.rm(temp, { recursive: true, force: true })
+  console.log(`smoke timings: ${timings.join(", ")}`)
+})
+
+describe("published packages", () => {
+  it("build, pack, install into an ESM and a CommonJS app outside the workspace, type-check and run them", async () => {
+    await timed("build", () => ok(npm, ["run", "build"], { cwd: root }))
+
+    // pack
+    const tarballs = Path.join(temp, "tarballs")
+    await Fs.mkdir(tarballs)
+    const pack = await timed("pack", () =>
+      ok(npm, [
+        "pack",
+        "--json",
+        "--pack-destination",
+        tarballs,
+        ...packages.flatMap((p) => ["--workspace", `packages/${p}`])
+      ], { cwd: root }))
+    const results: ReadonlyArray<Packed> = JSON.parse(pack.stdout)
+    for (const result of results) packed.set(result.name, result)
+    assert.deepStrictEqual([...packed.keys()].sort(), packages.map((p) => `@effect-eventsourcing/${p}`).sort())
+
+    // what the tarballs hold
+    for (const pkg of packages) {
+      const result = packed.get(`@effect-eventsourcing/${pkg}`)!
+      const files = result.files.map((f) => f.path)
+      const outside = files.filter((f) =>
+        !/^(package\.json|README\.md|LICENSE|CHANGELOG\.md)$/.test(f) && !/^(dist\/(esm|cjs|dts)|src)\//.test(f)
+      )
+      assert.deepStrictEqual(outside, [], `${result.name} ships files outside dist/{esm,cjs,dts}, src and the docs`)
+      for (const f of ["package.json", "README.md", "LICENSE", "CHANGELOG.md", "dist/cjs/package.json"]) {
+        assert.include(files, f, `${result.name} lacks ${f}`)
+      }
+      for (const module of await publicModules(pkg)) {
+        for (
+          const f of [
+            `dist/esm/${module}.js`,
+            `dist/esm/${module}.js.map`,
+            `dist/cjs/${module}.js`,
+            `dist/cjs/${module}.js.map`,
+            `dist/dts/${module}.d.ts`,
+            `dist/dts/${module}.d.ts.map`,
+            `src/${module}.ts`
+          ]
+        ) assert.include(files, f, `${result.name} lacks ${f}`)
+      }
+      const count = (prefix: string) => files.filter((f) => f.startsWith(prefix)).length
+      console.log(
+        `${result.filename}: ${files.length} files, ${(result.size / 1024).toFixed(0)} kB packed — dist/esm ${
+          count("dist/esm/")
+        }, dist/cjs ${count("dist/cjs/")}, dist/dts ${count("dist/dts/")}, src ${count("src/")}, ${
+          files.filter((f) => !f.includes("/")).sort().join(" ")
+        }`
+      )
+    }
+
+    // two apps outside the workspace, dependencies from the tarballs and the registry (cache)
+    const versions = Object.fromEntries(
+      await Promise.all(
+        [
+          "effect",
+          "@effect/sql",
+          "@effect/sql-pg",
+          "@effect/experimental",
+          "@effect/platform",
+          "@effect/vitest",
+          "vitest",
+          "@types/node",
+          "@types/pg"
+        ].map(async (name) => [name, await installedVersion(name)] as const)
+      )
+    )
+    // each app declares its own dependencies; one `npm install` for both (an npm workspace in the temp directory)
+    const app = async (name: "esm" | "cjs") => {
+      const dir = Path.join(temp, name)
+      await Fs.cp(Path.join(apps, name), dir, { recursive: true })
+      const manifest = {
+        name: `smoke-${name}`,
+        private: true,
+        type: name === "esm" ? "module" : "commonjs",
+        dependencies: {
+          ...Object.fromEntries(
+            packages.map((p) => [
+              `@effect-eventsourcing/${p}`,
+              `file:${Path.join(tarballs, packed.get(`@effect-eventsourcing/${p}`)!.filename)}`
+            ])
+          ),
+          effect: versions["effect"],
+          "@effect/sql": versions["@effect/sql"],
+          "@effect/sql-pg": versions["@effect/sql-pg"],
+          "@effect/experimental": versions["@effect/experimental"],
+          "@effect/platform": versions["@effect/platform"]
+        },
+        devDependencies: {
+          "@effect/vitest": versions["@effect/vitest"],
+          vitest: versions["vitest"],
+          "@types/node": versions["@types/node"],
+          // @effect/sql-pg's declarations import "pg", whose types are a separate package
+          "@types/pg": versions["@types/pg"]
+        }
+      }
+      await Fs.writeFile(Path.join(dir, "package.json"), JSON.stringify(manifest, null, 2))
+      return dir
+    }
+    const [esm, cjs] = await Promise.all([app("esm"), app("cjs")])
+    await Fs.writeFile(
+      Path.join(temp, "package.json"),
+      JSON.stringify({ name: "smoke", private: true, workspaces: ["esm", "cjs"] }, null, 2)
+    )
+    await timed(
+      "npm install",
+      () => ok(npm, ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], { cwd: temp })
+    )
+
+    // the installed packages resolve to dist, never to TypeScript sources, and hide internal/
+    const probe = async (dir: string, kind: "import" | "require") => {
+      const specifiers = (
+        await Promise.all(
+          packages.map(async (p) =>
+            [`@effect-eventsourcing/${p}`, ...(await publicModules(p)).filter((m) => m !== "index")].map((m) =>
+              m.startsWith("@") ? m : `@effect-eventsourcing/${p}/${m}`
+            )
+          )
+        )
+      ).flat()
+      const script = kind === "import"
+        ? `const out = {}; for (const s of ${JSON.stringify(specifiers)}) out[s] = import.meta.resolve(s);` +
+          `try { import.meta.resolve("@effect-eventsourcing/core/internal/codec"); out.internal = "visible" }` +
+          ` catch (e) { out.internal = e.code }; console.log(JSON.stringify(out))`
+        : `const out = {}; for (const s of ${JSON.stringify(specifiers)}) out[s] = require.resolve(s);` +
+          `try { require.resolve("@effect-eventsourcing/core/internal/codec"); out.internal = "visible" }` +
+          ` catch (e) { out.internal = e.code }; console.log(JSON.stringify(out))`
+      const args = kind === "import" ? ["--input-type=module", "-e", script] : ["-e", script]
+      const resolved: Record<string, string> = JSON.parse((await ok(process.execPath, args, { cwd: dir })).stdout)
+      assert.strictEqual(resolved["internal"], "ERR_PACKAGE_PATH_NOT_EXPORTED")
+      for (const specifier of specifiers) {
+        const file = resolved[specifier]!
+        assert.match(file, kind === "import" ? /\/dist\/esm\/[A-Za-z]+\.js$/ : /\/dist\/cjs\/[A-Za-z]+\.js$/, specifier)
+        assert.notInclude(file, root, `${specifier} resolved into the workspace`)
+      }
+    }
+    await probe(esm, "import")
+    await probe(cjs, "require")
+
+    // a demanding user tsconfig (strict, exactOptionalPropertyTypes, noPropertyAccessFromIndexSignature,
+    // noUncheckedIndexedAccess, verbatimModuleSyntax, skipLibCheck: false): zero errors, then emit
+    const check = async (dir: string) => {
+      const result = await run(process.execPath, [tsc, "-p", "tsconfig.json", "--pretty", "false"], { cwd: dir })
+      assert.strictEqual(result.stdout + result.stderr, "", `tsc in ${dir} reported errors`)
+      assert.strictEqual(result.code, 0)
+    }
+    await timed("tsc (both apps)", () => Promise.all([check(esm), check(cjs)]))
+    const compiledCjs = await Fs.readFile(Path.join(cjs, "dist", "main.js"), "utf8")
+    assert.include(compiledCjs, `require("@effect-eventsourcing/core")`)
+    const compiledEsm = await Fs.readFile(Path.join(esm, "dist", "main.js"), "utf8")
+    assert.include(compiledEsm, `from "@effect-eventsourcing/core"`)
+
+    // run with plain node
+    const env = { ...process.env, DATABASE_URL: database!.url }
+    const [esmRun, cjsRun] = await timed("node (both apps)", () =>
+      Promise.all([
+        ok(process.execPath, ["dist/main.js"], { cwd: esm, env }),
+        ok(process.execPath, ["dist/main.js"], { cwd: cjs, env })
+      ]))
+    console.log(`ESM app (node dist/main.js):\n${esmRun.stdout}`)
+    console.log(`CommonJS app (node dist/main.js):\n${cjsRun.stdout}`)
+    assert.deepStrictEqual(esmRun.stdout.trim().split("\n"), [
+      "esm DeciderSpec: overdraft refused",
+      "esm memory: version 2, balance 70, last event Withdrawn, refused InsufficientFunds(balance 100)",
+      "esm postgres: version 2, balance 70, last event Withdrawn, refused InsufficientFunds(balance 100)"
+    ])
+    assert.deepStrictEqual(cjsRun.stdout.trim().split("\n"), [
+      "cjs DeciderSpec: sold out (module loaded by require)",
+      "cjs memory: version 2, reserved 4/10, refused SoldOut(free 6)",
+      "cjs postgres: version 2, reserved 4/10, refused SoldOut(free 6)"
+    ])
+  })
+})
