@@ -1,6 +1,7 @@
 import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import type * as ExpectedVersion from "@effect-eventsourcing/core/ExpectedVersion"
 import type * as Projection from "@effect-eventsourcing/core/Projection"
+import * as StoreKit from "@effect-eventsourcing/core/StoreKit"
 import * as StreamId from "@effect-eventsourcing/core/StreamId"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -486,7 +487,7 @@ export const make = <R>(
               ? `it is stored in stream ${row.stream_id}`
               : last !== undefined && Number(row.version) !== Number(last.version) + 1
               ? "it is stored at another version"
-              : !EventStore.sameContent({ type: event.type, data: JSON.parse(event.dataJson) }, row)
+              : !StoreKit.sameContent({ type: event.type, data: JSON.parse(event.dataJson) }, row)
               ? "it is stored with other content"
               : undefined
             if (row === undefined || reason !== undefined) {
