@@ -39,6 +39,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as inputChecks from "./internal/inputChecks.js"
 import { equivalent, show } from "./internal/values.js"
 
 // -------------------------------------------------------------------------------------
@@ -1042,6 +1043,9 @@ const hostileStreamIdsCheck = fixture(({ category, store, track }) =>
   })
 )
 
+// the bad-input checks (stream ids, events, numbers, event id case, conflicts naming the stored id)
+const input = inputChecks.make({ violation, withPatience })
+
 // -------------------------------------------------------------------------------------
 // exports
 // -------------------------------------------------------------------------------------
@@ -1086,7 +1090,12 @@ export const checks = {
   idempotency: named("idempotency", idempotencyCheck),
   unicode: named("unicode", unicodeCheck),
   largePayload: named("largePayload", largePayloadCheck),
-  hostileStreamIds: named("hostileStreamIds", hostileStreamIdsCheck)
+  hostileStreamIds: named("hostileStreamIds", hostileStreamIdsCheck),
+  invalidStreamIds: named("invalidStreamIds", input.invalidStreamIds),
+  invalidEvents: named("invalidEvents", input.invalidEvents),
+  invalidNumbers: named("invalidNumbers", input.invalidNumbers),
+  eventIdCase: named("eventIdCase", input.eventIdCase),
+  eventIdConflictNamesStoredId: named("eventIdConflictNamesStoredId", input.eventIdConflictNamesStoredId)
 } as const satisfies Record<string, Check>
 
 /**
@@ -1124,7 +1133,8 @@ export const titles: { readonly [K in CheckName]: string } = {
   idempotency: "re-sending a committed batch with the same ids returns the original result; id conflicts are typed",
   unicode: "unicode data, metadata and types round-trip",
   largePayload: "a payload over 1 MB and a batch of 1000 events round-trip",
-  hostileStreamIds: "hostile stream ids round-trip (or are refused by StreamId.make with InvalidStreamId)"
+  hostileStreamIds: "hostile stream ids round-trip (or are refused by StreamId.make with InvalidStreamId)",
+  ...inputChecks.titles
 }
 
 /**
