@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import type * as Scope from "effect/Scope"
 import * as EventStore from "../EventStore.js"
+import type * as StoreKit from "../StoreKit.js"
 
 // -------------------------------------------------------------------------------------
 // content and filters
@@ -49,14 +50,7 @@ export const matchesFilter = (filter: EventStore.Filter | undefined, event: Even
 // idempotent appends
 // -------------------------------------------------------------------------------------
 
-/** @internal */
-export interface StoredEvent {
-  readonly streamId: string
-  readonly version: number
-  readonly position: number
-  readonly type: string
-  readonly data: unknown
-}
+type StoredEvent = StoreKit.StoredEvent
 
 /** @internal */
 export const reasons = {
@@ -96,23 +90,11 @@ export const replay = (
   lookup: (id: string) => StoredEvent | undefined
 ): ReadonlyArray<StoredEvent | undefined> | EventStore.EventIdConflict | undefined => {
   // the normal path: no event carries an id, nothing is allocated
-  let seen: Set<string> | undefined
+  const ids = givenIds(requests)
+  if (!Array.isArray(ids)) return ids as EventStore.EventIdConflict
   let knownId: string | undefined
-  let knownStream = ""
-  for (const request of requests) {
-    for (const event of request.events) {
-      const id = event.id
-      if (id === undefined) continue
-      seen ??= new Set()
-      if (seen.has(id)) {
-        return new EventStore.EventIdConflict({ streamId: request.streamId, eventId: id, reason: reasons.twice })
-      }
-      seen.add(id)
-      if (knownId === undefined && lookup(id) !== undefined) {
-        knownId = id
-        knownStream = request.streamId
-      }
-    }
+  for (let i = 0; i < ids.length && knownId === undefined; i++) {
+    if (lookup(ids[i]!) !== undefined) knownId = ids[i]
   }
   if (knownId === undefined) return undefined
   // some id is stored: the append is a replay of committed batches, or a conflict
@@ -123,7 +105,8 @@ export const replay = (
       const stored = event.id === undefined ? undefined : lookup(event.id)
       if (stored === undefined) {
         // name the stored id: that is the one a caller can look up
-        return new EventStore.EventIdConflict({ streamId: knownStream, eventId: knownId, reason: reasons.mixed })
+        const known = requests.find((r) => r.events.some((e) => e.id === knownId))!
+        return new EventStore.EventIdConflict({ streamId: known.streamId, eventId: knownId, reason: reasons.mixed })
       }
       const reason = stored.streamId !== request.streamId
         ? reasons.otherStream(stored.streamId)
