@@ -148,7 +148,8 @@ export const replay: (
 
 /**
  * The content rule of idempotent appends: a re-sent event matches a stored one when its type is the same and its
- * data is the same JSON value (key order does not matter).
+ * data stands for the same JSON value (key order does not matter; `toJSON` is applied and fields whose value is
+ * `undefined` are absent, as when the data was stored).
  *
  * @since 0.2.0
  * @category idempotency

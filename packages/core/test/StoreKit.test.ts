@@ -60,6 +60,16 @@ describe("StoreKit.replay", () => {
     assert.isFalse(StoreKit.sameContent({ type: "T", data: { x: [1, 2] } }, { type: "T", data: { x: [2, 1] } }))
     assert.isFalse(StoreKit.sameContent({ type: "T", data: { x: 1 } }, { type: "T", data: { x: 1, y: 2 } }))
     assert.isFalse(StoreKit.sameContent({ type: "T", data: [1] }, { type: "T", data: { 0: 1 } }))
+    // as stored: a Date is its ISO string, undefined fields are absent
+    assert.isTrue(StoreKit.sameContent(
+      { type: "T", data: { at: new Date(0), gone: undefined, n: 1 } },
+      { type: "T", data: { n: 1, at: "1970-01-01T00:00:00.000Z" } }
+    ))
+    assert.isFalse(StoreKit.sameContent({ type: "T", data: { at: new Date(1) } }, { type: "T", data: { at: "x" } }))
+    assert.isFalse(StoreKit.sameContent({ type: "T", data: { a: undefined } }, { type: "T", data: { a: null } }))
+    assert.isFalse(
+      StoreKit.sameContent({ type: "T", data: { a: 1, b: undefined } }, { type: "T", data: { a: 1, c: 2 } })
+    )
   })
 
   it("reports each conflict with its reason", () => {

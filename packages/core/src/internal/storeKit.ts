@@ -11,19 +11,33 @@ import type * as StoreKit from "../StoreKit.js"
 // content and filters
 // -------------------------------------------------------------------------------------
 
+const hasToJSON = (u: object): u is { toJSON: (key: string) => unknown } =>
+  typeof (u as { readonly toJSON?: unknown }).toJSON === "function"
+
+const definedKeys = (o: Record<string, unknown>): number => {
+  let n = 0
+  for (const k in o) if (Object.hasOwn(o, k) && o[k] !== undefined) n++
+  return n
+}
+
+/** equality of the JSON the two values stand for: `toJSON` is applied and `undefined` fields are absent */
 const jsonEquals = (a: unknown, b: unknown): boolean => {
   if (a === b) return true
+  if (typeof a === "object" && a !== null && hasToJSON(a)) return jsonEquals(a.toJSON(""), b)
+  if (typeof b === "object" && b !== null && hasToJSON(b)) return jsonEquals(a, b.toJSON(""))
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
   if (Array.isArray(a)) {
     return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
   }
   if (Array.isArray(b)) return false
-  const ka = Object.keys(a)
-  const kb = Object.keys(b)
-  return ka.length === kb.length &&
-    ka.every((k) =>
-      Object.hasOwn(b, k) && jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
-    )
+  const ra = a as Record<string, unknown>
+  const rb = b as Record<string, unknown>
+  if (definedKeys(ra) !== definedKeys(rb)) return false
+  for (const k in ra) {
+    if (!Object.hasOwn(ra, k) || ra[k] === undefined) continue
+    if (!Object.hasOwn(rb, k) || !jsonEquals(ra[k], rb[k])) return false
+  }
+  return true
 }
 
 /** @internal */

@@ -259,12 +259,18 @@ export const make = ({ violation, withPatience }: Tools): { readonly [K in keyof
       )
       yield* nothingWritten(store, category, 0, "refused events")
       // the same values that are fine: astral characters, keys with quotes, undefined fields (left out), dates
-      yield* ok(
-        store.append(s, [
-          { type: "Fine😀", data: { "😀": "𠜎", "a\"b": [null, true, 1.5, -0.25], skipped: undefined } },
-          { type: "Fine", data: { at: new Date(0) }, metadata: { correlationId: "c-😀" } }
-        ], ExpectedVersion.NoStream),
+      const valid: ReadonlyArray<EventStore.EventData> = [
+        { id: uuid(), type: "Fine😀", data: { "😀": "𠜎", "a\"b": [null, true, 1.5, -0.25], skipped: undefined } },
+        { id: uuid(), type: "Fine", data: { at: new Date(0) }, metadata: { correlationId: "c-😀" } }
+      ]
+      const first = yield* ok(
+        store.append(s, valid, ExpectedVersion.NoStream),
         "append of valid unicode data, undefined fields and a Date"
+      )
+      const again = yield* ok(store.append(s, valid, ExpectedVersion.NoStream), "re-sending that batch")
+      yield* ensure(
+        again.version === first.version && again.position === first.position,
+        `re-sending a batch with undefined fields and a Date must replay ${show(first)}, got ${show(again)}`
       )
       const back = yield* ok(drain(store.read(s)), "read")
       yield* ensure(
