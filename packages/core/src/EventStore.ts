@@ -15,7 +15,8 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ExpectedVersion from "./ExpectedVersion.js"
-import type { StreamId } from "./StreamId.js"
+import * as validation from "./internal/validation.js"
+import { InvalidStreamId, type StreamId } from "./StreamId.js"
 
 /**
  * Metadata stored with every event: correlation and causation ids plus any JSON fields of the user's.
@@ -30,7 +31,10 @@ export interface EventMetadata {
 }
 
 /**
- * An event to append, already encoded: `data` and `metadata` must be JSON values.
+ * An event to append, already encoded: `data` must be a JSON value and `metadata` a JSON object, without NUL
+ * characters or lone surrogates in any string (keys included); the `type` is a non-empty string of at most 1,000
+ * UTF-8 bytes; the `id`, when given, a uuid (compared case-insensitively, stored in lower case). Every store refuses
+ * other input with {@link InvalidArgument} (see {@link make}).
  *
  * @since 0.1.0
  * @category models
@@ -268,12 +272,34 @@ export class CommitOutcomeUnknown extends Schema.TaggedError<CommitOutcomeUnknow
 }
 
 /**
- * The failures of an append besides infrastructure ones.
+ * The failures of an append.
  *
  * @since 0.1.0
  * @category models
  */
-export type AppendError = ConcurrencyConflict | EventIdConflict | CommitOutcomeUnknown | EventStoreError
+export type AppendError =
+  | ConcurrencyConflict
+  | EventIdConflict
+  | CommitOutcomeUnknown
+  | EventStoreError
+  | InvalidArgument
+  | InvalidStreamId
+
+/**
+ * The failures of {@link EventStore.Service.read}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ReadError = EventStoreError | InvalidArgument | InvalidStreamId
+
+/**
+ * The failures of {@link EventStore.Service.readAll} and {@link EventStore.Service.subscribe}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ReadAllError = EventStoreError | InvalidArgument
 
 /**
  * An infrastructure failure of the store (connection, SQL, ...). The cause is kept for logs.
@@ -374,13 +400,13 @@ export declare namespace EventStore {
       requests: ReadonlyArray<AppendRequest>
     ) => Effect.Effect<ReadonlyArray<AppendResult>, AppendError>
     /** The events of one stream. */
-    readonly read: (streamId: StreamId, options?: ReadOptions) => Stream.Stream<RecordedEvent, EventStoreError>
+    readonly read: (streamId: StreamId, options?: ReadOptions) => Stream.Stream<RecordedEvent, ReadError>
     /** The stream's version, 0 when it has no events. */
     readonly streamVersion: (streamId: StreamId) => Effect.Effect<number, EventStoreError>
     /** The global log in position order, gap-safe. */
-    readonly readAll: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, EventStoreError>
+    readonly readAll: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, ReadAllError>
     /** Catch-up, then live: an endless stream of the global log in position order, gap-safe. */
-    readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<RecordedEvent, EventStoreError>
+    readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<RecordedEvent, ReadAllError>
     /** Removes every event of the stream; its version is 0 afterwards. */
     readonly delete: (streamId: StreamId) => Effect.Effect<void, EventStoreError>
     /** An exclusive lock on the stream until the scope closes. Plain reads never wait for it. */
@@ -392,9 +418,24 @@ export declare namespace EventStore {
 // constructors
 // -------------------------------------------------------------------------------------
 
+const invalidArgument = (method: string, problem: validation.ArgumentProblem): InvalidArgument =>
+  new InvalidArgument({ method, argument: problem.argument, reason: problem.reason })
+
+const invalid = (method: string, problem: validation.Problem): InvalidArgument | InvalidStreamId =>
+  problem._tag === "InvalidStreamId"
+    ? new InvalidStreamId({ streamId: problem.streamId, reason: problem.reason })
+    : invalidArgument(method, problem)
+
 /**
- * Builds the service from a store implementation, adding a span to every operation (`EventStore.append`, ...)
- * with `stream.id` / `stream.version` attributes. Every store should be built through it.
+ * Builds the service from a store implementation. Every store should be built through it: it
+ *
+ * - checks the input of every call once, for every store, so that all stores give the same typed answer to the same
+ *   bad input and the implementation never sees it: stream ids ({@link InvalidStreamId}: no `-`, a NUL character or
+ *   a lone surrogate, over `StreamId.maxLength` UTF-8 bytes), expected versions (`Exact` of a negative, fractional or
+ *   non-finite number), events (see {@link EventData}) and the numeric options of `read`, `readAll` and `subscribe`
+ *   (`from`, `to`, `limit`: non-negative integers), all {@link InvalidArgument} otherwise;
+ * - lower-cases the event ids given by the caller (uuids compare case-insensitively);
+ * - adds a span to every operation (`EventStore.append`, ...) with `stream.id` / `stream.version` attributes.
  *
  * @since 0.1.0
  * @category constructors
@@ -403,29 +444,60 @@ export const make = (impl: Omit<EventStore.Service, TypeId>): EventStore.Service
   [TypeId]: TypeId,
   // the per-call spans skip the stack-trace capture: an `Error().stack` per call cost more than the whole in-memory
   // append (bench W1)
-  append: (streamId, events, expected) =>
-    Effect.withSpan(impl.append(streamId, events, expected), "EventStore.append", {
+  append: (streamId, events, expected) => {
+    const checked = validation.checkAppend(streamId, events, expected)
+    if (!Array.isArray(checked)) {
+      return Effect.withSpan(Effect.fail(invalid("append", checked as validation.Problem)), "EventStore.append", {
+        captureStackTrace: false,
+        attributes: { "stream.id": String(streamId) }
+      })
+    }
+    return Effect.withSpan(impl.append(streamId, checked, expected), "EventStore.append", {
       captureStackTrace: false,
       attributes: {
         "stream.id": streamId,
         "stream.expected": ExpectedVersion.format(expected),
-        "events": events.length
+        "events": checked.length
       }
-    }),
-  appendMany: (requests) =>
-    Effect.withSpan(impl.appendMany(requests), "EventStore.appendMany", {
-      captureStackTrace: false,
-      attributes: { "streams": requests.length }
-    }),
-  read: (streamId, options) =>
-    Stream.withSpan(impl.read(streamId, options), "EventStore.read", { attributes: { "stream.id": streamId } }),
+    })
+  },
+  appendMany: (requests) => {
+    const checked = validation.checkRequests(requests)
+    return Effect.withSpan(
+      Array.isArray(checked)
+        ? impl.appendMany(checked)
+        : Effect.fail(invalid("appendMany", checked as validation.Problem)),
+      "EventStore.appendMany",
+      { captureStackTrace: false, attributes: { "streams": Array.isArray(requests) ? requests.length : 0 } }
+    )
+  },
+  read: (streamId, options) => {
+    const problem = validation.checkRead(streamId, options)
+    return Stream.withSpan(
+      problem === undefined ? impl.read(streamId, options) : Stream.fail(invalid("read", problem)),
+      "EventStore.read",
+      { attributes: { "stream.id": String(streamId) } }
+    )
+  },
   streamVersion: (streamId) =>
     Effect.withSpan(impl.streamVersion(streamId), "EventStore.streamVersion", {
       captureStackTrace: false,
       attributes: { "stream.id": streamId }
     }),
-  readAll: (options) => Stream.withSpan(impl.readAll(options), "EventStore.readAll"),
-  subscribe: (options) => Stream.withSpan(impl.subscribe(options), "EventStore.subscribe"),
+  readAll: (options) => {
+    const problem = validation.checkGlobal(options)
+    return Stream.withSpan(
+      problem === undefined ? impl.readAll(options) : Stream.fail(invalidArgument("readAll", problem)),
+      "EventStore.readAll"
+    )
+  },
+  subscribe: (options) => {
+    const problem = validation.checkGlobal(options)
+    return Stream.withSpan(
+      problem === undefined ? impl.subscribe(options) : Stream.fail(invalidArgument("subscribe", problem)),
+      "EventStore.subscribe"
+    )
+  },
   delete: (streamId) =>
     Effect.withSpan(impl.delete(streamId), "EventStore.delete", { attributes: { "stream.id": streamId } }),
   lock: (streamId) => Effect.withSpan(impl.lock(streamId), "EventStore.lock", { attributes: { "stream.id": streamId } })
@@ -453,65 +525,19 @@ export const append = (
 export const read = (
   streamId: StreamId,
   options?: ReadOptions
-): Stream.Stream<RecordedEvent, EventStoreError, EventStore> =>
+): Stream.Stream<RecordedEvent, ReadError, EventStore> =>
   Stream.unwrap(Effect.map(EventStore, (store) => store.read(streamId, options)))
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent, EventStoreError, EventStore> =>
+export const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
   Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const subscribe = (options?: SubscribeOptions): Stream.Stream<RecordedEvent, EventStoreError, EventStore> =>
+export const subscribe = (options?: SubscribeOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
   Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))
-
-const jsonEquals = (a: unknown, b: unknown): boolean => {
-  if (a === b) return true
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
-  if (Array.isArray(a)) {
-    return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
-  }
-  if (Array.isArray(b)) return false
-  const ka = Object.keys(a)
-  const kb = Object.keys(b)
-  return ka.length === kb.length &&
-    ka.every((k) =>
-      Object.hasOwn(b, k) && jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
-    )
-}
-
-/**
- * The content rule of idempotent appends: a re-sent event matches a stored one when its type is the same and its
- * data is the same JSON value (key order does not matter). For store implementations.
- *
- * @since 0.1.0
- * @category guards
- */
-export const sameContent = (
-  sent: { readonly type: string; readonly data: unknown },
-  stored: { readonly type: string; readonly data: unknown }
-): boolean => sent.type === stored.type && jsonEquals(sent.data, stored.data)
-
-/**
- * Whether an event matches a filter (for stores that filter in memory).
- *
- * @since 0.1.0
- * @category guards
- */
-export const matchesFilter = (filter: Filter | undefined, event: RecordedEvent): boolean => {
-  if (filter === undefined) return true
-  if (filter.types !== undefined && !filter.types.includes(event.type)) return false
-  if (filter.streamIds !== undefined && !filter.streamIds.includes(event.streamId)) return false
-  if (filter.categories !== undefined) {
-    const category = event.streamId.slice(0, event.streamId.indexOf("-"))
-    if (!filter.categories.includes(category)) return false
-  }
-  if (filter.after !== undefined && event.recordedAt.epochMillis <= filter.after.epochMillis) return false
-  if (filter.before !== undefined && event.recordedAt.epochMillis >= filter.before.epochMillis) return false
-  return true
-}

@@ -4,7 +4,9 @@
  * - `Any`: no check.
  * - `NoStream`: the stream has no events (version 0).
  * - `StreamExists`: the stream has at least one event.
- * - `Exact(n)`: the stream's version is exactly `n` (`Exact(0)` is `NoStream`).
+ * - `Exact(n)`: the stream's version is exactly `n` (`Exact(0)` is `NoStream`). `n` must be a non-negative integer:
+ *   every store refuses `Exact(-1)`, `Exact(1.5)` or `Exact(NaN)` with `EventStore.InvalidArgument` (not a
+ *   `ConcurrencyConflict`, which a retry loop would retry).
  *
  * @since 0.1.0
  */

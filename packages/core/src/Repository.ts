@@ -77,7 +77,11 @@ export type At = { readonly version: number } | { readonly until: DateTime.DateT
  * @since 0.1.0
  * @category models
  */
-export type LoadError = EventStore.EventDecodeError | EventStore.EventStoreError | StreamId.InvalidStreamId
+export type LoadError =
+  | EventStore.EventDecodeError
+  | EventStore.EventStoreError
+  | EventStore.InvalidArgument
+  | StreamId.InvalidStreamId
 
 /**
  * @since 0.1.0
@@ -185,12 +189,12 @@ export const make = <State, Command, Event, E>(
    * was not deleted and re-created since); otherwise the result is `undefined`.
    */
   const foldStream = (
-    events: Stream.Stream<EventStore.RecordedEvent, EventStore.EventStoreError>,
+    events: Stream.Stream<EventStore.RecordedEvent, EventStore.ReadError>,
     start: { readonly state: State; readonly version: number },
     snapshot?: { readonly takenAt: DateTime.Utc }
   ): Effect.Effect<
     { state: State; version: number } | undefined,
-    EventStore.EventDecodeError | EventStore.EventStoreError
+    EventStore.EventDecodeError | EventStore.ReadError
   > =>
     // pulled chunk by chunk rather than `Stream.run*`, which forks a fiber per run and waits for it (several times
     // the cost of an in-memory load, bench W4); one `yieldNow` at the end keeps a load a point where other fibers
@@ -200,7 +204,7 @@ export const make = <State, Command, Event, E>(
       let pending = snapshot
       const loop: Effect.Effect<
         { state: State; version: number } | undefined,
-        EventStore.EventDecodeError | EventStore.EventStoreError
+        EventStore.EventDecodeError | EventStore.ReadError
       > = Effect.matchEffect(pull, {
         onFailure: (error) =>
           Option.isSome(error) ?
@@ -237,7 +241,7 @@ export const make = <State, Command, Event, E>(
   const loadStream = (
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId
-  ): Effect.Effect<{ state: State; version: number }, EventStore.EventDecodeError | EventStore.EventStoreError> =>
+  ): Effect.Effect<{ state: State; version: number }, EventStore.EventDecodeError | EventStore.ReadError> =>
     Effect.flatMap(snapshots.load(streamId), (snapshot) => {
       if (Option.isNone(snapshot)) {
         return Effect.tap(

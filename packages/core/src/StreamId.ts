@@ -5,14 +5,17 @@
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import * as validation from "./internal/validation.js"
 
 /**
- * The longest stream id accepted by every store (bytes are what Postgres indexes; characters are what we count).
+ * The longest stream id accepted by every store, in UTF-8 bytes (not characters): 1,000 ASCII characters, but only
+ * 333 characters of three bytes each. PostgreSQL indexes stream ids in btrees whose entries may not exceed 2,704
+ * bytes; 1,000 bytes keeps every index entry well below that whatever the characters.
  *
  * @since 0.1.0
  * @category models
  */
-export const maxLength = 1000
+export const maxLength: number = validation.maxStreamIdBytes
 
 /**
  * A validated stream id.
@@ -49,20 +52,17 @@ export class InvalidStreamId extends Schema.TaggedError<InvalidStreamId>()("Inva
   }
 }
 
-const reasonInvalid = (s: string): string | undefined => {
-  if (s.length === 0) return "empty"
-  if (s.length > maxLength) return `longer than ${maxLength} characters`
-  if (s.includes("\u0000")) return "contains a NUL character"
-  const dash = s.indexOf("-")
-  if (dash <= 0) return "expected \"<category>-<id>\""
-  if (dash === s.length - 1) return "empty id"
-  return undefined
-}
+/**
+ * Why a string is not a stream id: empty, longer than {@link maxLength} UTF-8 bytes, a NUL character or a lone
+ * surrogate (neither can be stored as text by every store), no `-` after a non-empty category, or an empty id.
+ */
+const reasonInvalid = validation.streamIdProblem
 
 const reasonInvalidCategory = (category: string): string | undefined => {
   if (category.length === 0) return "empty category"
   if (category.includes("-")) return "category may not contain '-'"
-  if (category.includes("\u0000")) return "category contains a NUL character"
+  const text = validation.textProblem(category)
+  if (text !== undefined) return `category ${text}`
   return undefined
 }
 

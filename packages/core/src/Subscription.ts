@@ -212,6 +212,12 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
 
     const consume = (lease: CheckpointStore.Lease, after: number) =>
       store.subscribe(filter === undefined ? { from: after + 1 } : { from: after + 1, filter }).pipe(
+        // invalid input (a `from` that is not a position) stops the subscription: retrying cannot help
+        Stream.mapError((error) =>
+          error._tag === "InvalidArgument"
+            ? new Stop<Err>(new EventStore.EventStoreError({ method: "Subscription", cause: error }))
+            : error
+        ),
         Stream.runForEachChunk((chunk) =>
           Effect.forEach(batches(chunk, batchSize), (batch) => handleBatch(lease, batch), { discard: true })
         )

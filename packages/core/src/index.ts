@@ -49,6 +49,11 @@ export * as Repository from "./Repository.js"
 export * as SnapshotStore from "./SnapshotStore.js"
 
 /**
+ * @since 0.2.0
+ */
+export * as StoreKit from "./StoreKit.js"
+
+/**
  * @since 0.1.0
  */
 export * as StreamId from "./StreamId.js"

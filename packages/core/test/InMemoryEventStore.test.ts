@@ -89,22 +89,32 @@ describe("InMemoryEventStore idempotency and tracing", () => {
       assert.strictEqual(otherStream.eventId, batch[0]!.id)
       const partial = yield* Effect.flip(store.append(s("idem"), [batch[1]!, ev(3)], ExpectedVersion.Any))
       assert(partial instanceof EventStore.EventIdConflict)
+      const fresh = "7f0c4d1e-0000-4000-8000-0000000000ff"
+      // a new id before a stored one: the conflict names the stored id
+      const mixed = yield* Effect.flip(
+        store.append(s("idem"), [{ ...ev(3), id: fresh }, batch[0]!], ExpectedVersion.Any)
+      )
+      assert(mixed instanceof EventStore.EventIdConflict)
+      assert.strictEqual(mixed.eventId, batch[0]!.id)
+      assert.strictEqual(mixed.reason, "the batch mixes new events with stored ones")
       const twice = yield* Effect.flip(
-        store.append(s("dup"), [{ ...ev(1), id: "x-1" }, { ...ev(2), id: "x-1" }], ExpectedVersion.Any)
+        store.append(s("dup"), [{ ...ev(1), id: fresh }, { ...ev(2), id: fresh.toUpperCase() }], ExpectedVersion.Any)
       )
       assert(twice instanceof EventStore.EventIdConflict)
+      assert.strictEqual(twice.reason, "the id appears twice in the same append")
       assert.strictEqual(yield* store.streamVersion(s("dup")), 0)
       assert.strictEqual(yield* store.streamVersion(s("elsewhere")), 0)
     }))
 
-  it.effect("data that is not JSON is refused with EventStoreError and nothing is written", () =>
+  it.effect("data that is not JSON is refused with InvalidArgument and nothing is written", () =>
     Effect.gen(function*() {
       const store = yield* InMemoryEventStore.make()
       const error = yield* Effect.flip(
         store.append(s("bad"), [ev(1), { type: "Deposited", data: { amount: 10n } }], ExpectedVersion.Any)
       )
-      assert(error instanceof EventStore.EventStoreError)
+      assert(error instanceof EventStore.InvalidArgument)
       assert.strictEqual(error.method, "append")
+      assert.strictEqual(error.argument, "events[1].data")
       assert.strictEqual(yield* store.streamVersion(s("bad")), 0)
       assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.readAll())), 0)
     }))

@@ -1,4 +1,4 @@
-import { EventStore, StreamId } from "@effect-eventsourcing/core"
+import { EventStore, StoreKit, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore } from "@effect-eventsourcing/postgres"
 import { EventStoreContract } from "@effect-eventsourcing/testing"
 import { SqlClient } from "@effect/sql"
@@ -58,7 +58,7 @@ const ignoresTheHole = withCommitHold(
                 data: row.data,
                 metadata: row.metadata,
                 recordedAt: DateTime.unsafeFromDate(row.recorded_at)
-              }))).pipe(Stream.filter((event) => EventStore.matchesFilter(options?.filter, event)))
+              }))).pipe(Stream.filter((event) => StoreKit.matchesFilter(options?.filter, event)))
           )
       })
     })

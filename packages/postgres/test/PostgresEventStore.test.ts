@@ -509,11 +509,11 @@ layer(Database.pool({ maxConnections: 16 }), { excludeTestServices: true, timeou
         const notUuid = yield* Effect.flip(
           store.append(id, [{ id: "not-a-uuid", type: "Deposited", data: {} }], ExpectedVersion.Any)
         )
-        assert.strictEqual(notUuid._tag, "EventStoreError")
+        assert.strictEqual(notUuid._tag, "InvalidArgument")
         const noType = yield* Effect.flip(store.append(id, [{ type: "", data: {} }], ExpectedVersion.Any))
-        assert.strictEqual(noType._tag, "EventStoreError")
+        assert.strictEqual(noType._tag, "InvalidArgument")
         const badExact = yield* Effect.flip(store.append(id, [ev(1)], ExpectedVersion.Exact(-3)))
-        assert.strictEqual(badExact._tag, "ConcurrencyConflict")
+        assert.strictEqual(badExact._tag, "InvalidArgument")
         assert.strictEqual(yield* store.streamVersion(id), 0)
       }))
   }

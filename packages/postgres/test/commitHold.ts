@@ -19,7 +19,7 @@ const positionsOf = (
   store: EventStore.EventStore.Service,
   requests: ReadonlyArray<EventStore.AppendRequest>,
   results: ReadonlyArray<EventStore.AppendResult>
-): Effect.Effect<ReadonlyArray<number>, EventStore.EventStoreError> =>
+): Effect.Effect<ReadonlyArray<number>, EventStore.ReadError> =>
   Effect.map(
     Effect.forEach(requests, (request, i) =>
       request.events.length === 0

@@ -1,4 +1,4 @@
-import { EventStore, ExpectedVersion, InMemoryEventStore } from "@effect-eventsourcing/core"
+import { EventStore, ExpectedVersion, InMemoryEventStore, StoreKit } from "@effect-eventsourcing/core"
 import { EventStoreContract } from "@effect-eventsourcing/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Context, DateTime, Deferred, Duration, Effect, FiberId, Layer, Stream } from "effect"
@@ -33,7 +33,7 @@ const naiveStore = (
       let next = 1
       const holds: Array<{ reserved: Deferred.Deferred<ReadonlyArray<number>>; release: Deferred.Deferred<void> }> = []
       const committed = (from: number, filter?: EventStore.Filter) =>
-        visible.filter((e) => e.position >= from && EventStore.matchesFilter(filter, e)).sort((a, b) =>
+        visible.filter((e) => e.position >= from && StoreKit.matchesFilter(filter, e)).sort((a, b) =>
           a.position - b.position
         )
       const append: Impl["append"] = (streamId, events, expected) =>
@@ -79,7 +79,7 @@ const naiveStore = (
               if (batch.length === 0) return Effect.as(Effect.sleep("5 millis"), Chunk.empty())
               cursor = batch.at(-1)!.position
               return Effect.succeed(
-                Chunk.fromIterable(batch.filter((e) => EventStore.matchesFilter(options?.filter, e)))
+                Chunk.fromIterable(batch.filter((e) => StoreKit.matchesFilter(options?.filter, e)))
               )
             }))
           }),

@@ -1,5 +1,4 @@
 import * as Chunk from "effect/Chunk"
-import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -11,6 +10,7 @@ import * as ExpectedVersion from "../ExpectedVersion.js"
 import type * as InMemoryEventStore from "../InMemoryEventStore.js"
 import type * as Projection from "../Projection.js"
 import type { StreamId } from "../StreamId.js"
+import * as StoreKit from "./storeKit.js"
 
 /** @internal the service of `InMemoryEventStore.Control` (declared there, with `HeldCommit`) */
 export type Control = InMemoryEventStore.Control["Type"]
@@ -26,19 +26,12 @@ interface StreamState {
   reserved: number
 }
 
-interface Lock {
-  readonly semaphore: Effect.Semaphore
-  refs: number
-}
-
 interface Pending {
   readonly positions: Deferred.Deferred<ReadonlyArray<number>>
   readonly release: Deferred.Deferred<void>
 }
 
 const PAGE = 1024
-
-const newSignal = () => Deferred.unsafeMake<void>(FiberId.none)
 
 const copyJson = (value: unknown): unknown => {
   const text = JSON.stringify(value)
@@ -57,10 +50,11 @@ export const make = (
     /** first positions of the commits that are reserved but not yet visible */
     const inFlight = new Set<number>()
     const holds: Array<Pending> = []
-    const locks = new Map<string, Lock>()
+    const lock = StoreKit.makeKeyedLock()
     const ids = new Map<string, EventStore.RecordedEvent>()
-    /** completed on the next change; created only when a subscriber waits, so that a commit allocates nothing */
-    let signal: Deferred.Deferred<void> | undefined
+    const lookup = (id: string) => ids.get(id)
+    /** wakes subscribers on every change */
+    const signal = StoreKit.makeSignal()
     const inline = options.inline ?? []
 
     const visibleUpTo = (): number => {
@@ -71,14 +65,7 @@ export const make = (
       return watermark
     }
 
-    const notify = () => {
-      const current = signal
-      if (current === undefined) return
-      signal = undefined
-      Deferred.unsafeDone(current, Exit.void)
-    }
-
-    const nextChange = (): Deferred.Deferred<void> => (signal ??= newSignal())
+    const notify = signal.wake
 
     const visibleVersion = (stream: StreamState | undefined): number =>
       stream === undefined || stream.events.length === 0 ? 0 : stream.events[stream.events.length - 1]!.version
@@ -91,66 +78,21 @@ export const make = (
     }
 
     /**
-     * Idempotency by event id: `undefined` when no given id is known (the normal path), the original results when
-     * every request is a batch that was committed before, an `EventIdConflict` otherwise.
+     * Idempotency by event id (the rules of `StoreKit.replay`): `undefined` when no given id is known (the normal
+     * path), the original results when every request is a batch that was committed before, an `EventIdConflict`
+     * otherwise.
      */
     const replayed = (
       requests: ReadonlyArray<EventStore.AppendRequest>
     ): Exit.Exit<ReadonlyArray<EventStore.AppendResult>, EventStore.EventIdConflict> | undefined => {
-      let seen: Set<string> | undefined
-      let known = 0
-      let total = 0
-      for (const request of requests) {
-        for (const event of request.events) {
-          if (event.id === undefined) continue
-          seen ??= new Set()
-          if (seen.has(event.id)) {
-            return Exit.fail(
-              new EventStore.EventIdConflict({
-                streamId: request.streamId,
-                eventId: event.id,
-                reason: "the id appears twice in the same append"
-              })
-            )
-          }
-          seen.add(event.id)
-          total++
-          if (ids.has(event.id)) known++
-        }
-      }
-      if (known === 0) return undefined
-      const results: Array<EventStore.AppendResult> = []
-      for (const request of requests) {
-        let last: EventStore.RecordedEvent | undefined
-        for (const event of request.events) {
-          const stored = event.id === undefined ? undefined : ids.get(event.id)
-          const reason = stored === undefined
-            ? (event.id === undefined ? "the batch mixes new events with stored ones" : undefined)
-            : stored.streamId !== request.streamId
-            ? `it is stored in stream ${stored.streamId}`
-            : last !== undefined && stored.version !== last.version + 1
-            ? "it is stored at another version"
-            : !EventStore.sameContent(event, stored)
-            ? "it is stored with other content"
-            : undefined
-          if (stored === undefined || reason !== undefined) {
-            return Exit.fail(
-              new EventStore.EventIdConflict({
-                streamId: request.streamId,
-                eventId: event.id ?? "",
-                reason: reason ?? "the batch mixes new events with stored ones"
-              })
-            )
-          }
-          last = stored
-        }
-        if (last === undefined) {
-          results.push({ version: visibleVersion(streams.get(request.streamId)), position: 0 })
-        } else {
-          results.push({ version: last.version, position: last.position })
-        }
-      }
-      return total === known ? Exit.succeed(results) : undefined
+      const replay = StoreKit.replay(requests, lookup)
+      if (replay === undefined) return undefined
+      if (replay instanceof EventStore.EventIdConflict) return Exit.fail(replay)
+      return Exit.succeed(replay.map((last, i) =>
+        last === undefined
+          ? { version: visibleVersion(streams.get(requests[i]!.streamId)), position: 0 }
+          : { version: last.version, position: last.position }
+      ))
     }
 
     /** Checks every request against the current (reserved) versions without writing anything. */
@@ -174,15 +116,7 @@ export const make = (
     }
 
     // consecutive commits usually share their millisecond: reuse the (immutable) DateTime
-    let lastMillis = Number.NaN
-    let lastRecordedAt: DateTime.Utc | undefined
-    const recordedAtOf = (millis: number): DateTime.Utc => {
-      if (millis !== lastMillis || lastRecordedAt === undefined) {
-        lastMillis = millis
-        lastRecordedAt = DateTime.unsafeMake(millis)
-      }
-      return lastRecordedAt
-    }
+    const recordedAtOf = StoreKit.makeDateTimeCache()
 
     /** `pick` maps the results (the single result of `append`) without another effect on the hot path. */
     const commitUnsafe = <A>(
@@ -202,7 +136,8 @@ export const make = (
           return checked as Exit.Exit<never, EventStore.ConcurrencyConflict | EventStore.EventStoreError>
         }
         const prepared = checked.value
-        // encode (copy) everything before reserving anything, so bad input writes nothing
+        // copy everything before reserving anything (`EventStore.make` has checked the input: the copy is the
+        // store's own, and cannot fail on JSON values)
         const built: Array<Array<EventStore.RecordedEvent>> = []
         let position = log.length + 1
         try {
@@ -210,9 +145,6 @@ export const make = (
             const events: Array<EventStore.RecordedEvent> = []
             for (let i = 0; i < p.events.length; i++) {
               const e = p.events[i]!
-              if (typeof e.type !== "string" || e.type.length === 0) {
-                throw new TypeError("event type must be a non-empty string")
-              }
               events.push({
                 id: e.id ?? globalThis.crypto.randomUUID(),
                 streamId: p.streamId,
@@ -331,7 +263,7 @@ export const make = (
           const out: Array<EventStore.RecordedEvent> = []
           for (let p = cursor + 1; p <= end; p++) {
             const event = log[p - 1]
-            if (event !== undefined && EventStore.matchesFilter(filter, event)) out.push(event)
+            if (event !== undefined && StoreKit.matchesFilter(filter, event)) out.push(event)
           }
           cursor = end
           return Effect.succeed(Chunk.unsafeFromArray(out))
@@ -368,12 +300,12 @@ export const make = (
           return Stream.repeatEffectChunk(Effect.suspend(() => {
             const end = Math.min(visibleUpTo(), cursor + PAGE)
             if (end <= cursor) {
-              return Effect.as(Deferred.await(nextChange()), Chunk.empty<EventStore.RecordedEvent>())
+              return Effect.as(Deferred.await(signal.next()), Chunk.empty<EventStore.RecordedEvent>())
             }
             const out: Array<EventStore.RecordedEvent> = []
             for (let p = cursor + 1; p <= end; p++) {
               const event = log[p - 1]
-              if (event !== undefined && EventStore.matchesFilter(options.filter, event)) out.push(event)
+              if (event !== undefined && StoreKit.matchesFilter(options.filter, event)) out.push(event)
             }
             cursor = end
             return Effect.succeed(Chunk.unsafeFromArray(out))
@@ -400,26 +332,7 @@ export const make = (
             })
           )
         }),
-      lock: (streamId) =>
-        Effect.uninterruptibleMask((restore) =>
-          Effect.suspend(() => {
-            let lock = locks.get(streamId)
-            if (lock === undefined) {
-              lock = { semaphore: Effect.unsafeMakeSemaphore(1), refs: 0 }
-              locks.set(streamId, lock)
-            }
-            const entry = lock
-            entry.refs++
-            const forget = Effect.sync(() => {
-              entry.refs--
-              if (entry.refs === 0) locks.delete(streamId)
-            })
-            return restore(entry.semaphore.take(1)).pipe(
-              Effect.onInterrupt(() => forget),
-              Effect.zipRight(Effect.addFinalizer(() => Effect.zipRight(entry.semaphore.release(1), forget)))
-            )
-          })
-        )
+      lock
     })
 
     const control: Control = {

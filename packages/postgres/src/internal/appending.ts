@@ -1,13 +1,14 @@
 /**
  * Appends: requests are validated and encoded synchronously (`prepare`), sent as one statement (`commit`), and a
  * failure is mapped to the port's errors (`failed`): expected-version conflicts, idempotent replays by event id
- * (the rules are in `replay.ts`), and the check by event id of a commit whose outcome the connection loss hid.
+ * (the rules are `StoreKit.replay`, shared with every store), and the check by event id of a commit whose outcome the connection loss hid.
  *
  * @internal
  */
 import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import type * as ExpectedVersion from "@effect-eventsourcing/core/ExpectedVersion"
 import type * as Projection from "@effect-eventsourcing/core/Projection"
+import * as StoreKit from "@effect-eventsourcing/core/StoreKit"
 import * as StreamId from "@effect-eventsourcing/core/StreamId"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -17,7 +18,6 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type { Options } from "../PostgresEventStore.js"
 import { conflictCode } from "./migrations/0001_create_event_store.js"
-import * as Replay from "./replay.js"
 import { connectionFailure, detailOf, isUnansweredSqlError, isUniqueViolation, sqlState } from "./sqlErrors.js"
 import { outsideTransaction } from "./transaction.js"
 
@@ -71,14 +71,7 @@ const isVersionKeyViolation = (error: SqlError | EventStore.EventStoreError | Ev
   error._tag === "SqlError" && isUniqueViolation(error, "events_stream_version_key")
 
 /** The events of a prepared request as the replay rules see them. */
-const sentEvents = (events: ReadonlyArray<PreparedEvent>): ReadonlyArray<Replay.SentEvent> =>
-  events.map((event) =>
-    event.given
-      ? { id: event.id, type: event.type, data: JSON.parse(event.dataJson) }
-      : { id: undefined, type: event.type, data: undefined }
-  )
-
-const toStored = (row: StoredRow): Replay.StoredEvent => ({
+const toStored = (row: StoredRow): StoreKit.StoredEvent => ({
   streamId: row.stream_id,
   version: Number(row.version),
   position: Number(row.position),
@@ -242,30 +235,29 @@ export const make = <R>(options: {
     )
 
   /**
-   * Idempotency by event id (the rules of `replay.ts`): `undefined` when no given id is stored, the original
-   * results when every request is a batch committed before, an `EventIdConflict` otherwise.
+   * Idempotency by event id (the rules are `StoreKit.replay`, shared with every store): `undefined` when no given
+   * id is stored, the original results when every request is a batch committed before, an `EventIdConflict`
+   * otherwise. The requests are the caller's (ids lower-cased by `EventStore.make`, as the uuid column's text).
    */
   const replayed = (
     prepared: Prepared
   ): Effect.Effect<ReadonlyArray<EventStore.AppendResult> | EventStore.EventIdConflict | undefined, SqlError> =>
     Effect.gen(function*() {
-      const requests = prepared.requests.map((request, i) => ({
-        streamId: request.streamId,
-        events: sentEvents(prepared.events[i]!)
-      }))
-      const given = Replay.givenIds(requests)
+      const requests = prepared.requests
+      const given = StoreKit.givenIds(requests)
       if (given instanceof EventStore.EventIdConflict) return given
       if (given.length === 0) return undefined
       const rows = yield* fetchStored(given)
       if (rows.length === 0) return undefined
       const stored = new Map(rows.map((row) => [row.id, toStored(row)]))
+      const lasts = StoreKit.replay(requests, (id) => stored.get(id))
+      if (lasts === undefined || lasts instanceof EventStore.EventIdConflict) return lasts
       const results: Array<EventStore.AppendResult> = []
-      for (const request of requests) {
-        const last = Replay.replayRequest(request, (id) => stored.get(id))
-        if (last instanceof EventStore.EventIdConflict) return last
+      for (let i = 0; i < requests.length; i++) {
+        const last = lasts[i]
         results.push(
           last === undefined
-            ? { version: yield* outsideTransaction(versionOf(request.streamId)), position: 0 }
+            ? { version: yield* outsideTransaction(versionOf(requests[i]!.streamId)), position: 0 }
             : { version: last.version, position: last.position }
         )
       }

@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import * as StoreKit from "@effect-eventsourcing/core/StoreKit"
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Deferred from "effect/Deferred"
@@ -18,27 +19,11 @@ import * as Stream from "effect/Stream"
 import type { Options } from "../PostgresEventStore.js"
 import { outsideTransaction } from "./transaction.js"
 
-/** The in-process wake-up signal of waiting subscribers. */
-export interface Signal {
-  /** the signal to await; created only when a subscriber waits, so an append with nobody waiting allocates nothing */
-  readonly current: () => Deferred.Deferred<void>
-  /** completes the current signal, if any (every waiting subscriber polls) */
-  readonly wakeNow: () => void
-}
+/** The in-process wake-up signal of waiting subscribers (StoreKit's: created only when a subscriber waits). */
+export type Signal = StoreKit.Signal
 
 /** @internal */
-export const makeSignal = (): Signal => {
-  let signal: Deferred.Deferred<void> | undefined
-  return {
-    current: () => signal ??= Deferred.unsafeMake<void>(FiberId.none),
-    wakeNow: () => {
-      const current = signal
-      if (current === undefined) return
-      signal = undefined
-      Deferred.unsafeDone(current, Exit.void)
-    }
-  }
-}
+export const makeSignal: () => Signal = StoreKit.makeSignal
 
 /** @internal */
 export interface Notifier {
@@ -66,7 +51,7 @@ export const make = (options: {
     const { channel, pg, sql, watchdogInterval } = options
     const scope = yield* Effect.scope
     const signal = makeSignal()
-    const wake = Effect.sync(signal.wakeNow)
+    const wake = Effect.sync(signal.wake)
 
     let dirty = false
     let notifierSignal = Deferred.unsafeMake<void>(FiberId.none)
@@ -119,7 +104,7 @@ export const make = (options: {
     return {
       signal,
       committed: (position) => {
-        signal.wakeNow()
+        signal.wake()
         if (afterCommit) markDirty(position)
       },
       startListener

@@ -5,6 +5,7 @@
  * @internal
  */
 import type * as EventStore from "@effect-eventsourcing/core/EventStore"
+import * as StoreKit from "@effect-eventsourcing/core/StoreKit"
 import type * as StreamId from "@effect-eventsourcing/core/StreamId"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -33,17 +34,8 @@ interface GlobalRow extends EventRow {
   readonly safe: boolean
 }
 
-// consecutive rows usually share their commit time: reuse the DateTime
-let lastMillis = Number.NaN
-let lastDateTime: DateTime.Utc | undefined
-
-const dateTimeOf = (millis: number): DateTime.Utc => {
-  if (millis !== lastMillis || lastDateTime === undefined) {
-    lastMillis = millis
-    lastDateTime = DateTime.unsafeMake(millis)
-  }
-  return lastDateTime
-}
+// consecutive rows usually share their commit time: reuse the DateTime (StoreKit's per-millisecond cache)
+const dateTimeOf = StoreKit.makeDateTimeCache()
 
 /**
  * `Number(k.slice(from, to))` without the intermediate string when the field is up to 15 decimal digits (every
@@ -308,13 +300,13 @@ export const make = (options: {
     Stream.unwrap(Effect.sync(() => {
       let cursor = Math.max(1, subscribeOptions.from ?? 1) - 1
       let caughtUp = false
-      let pending = signal.current()
+      let pending = signal.next()
       return Stream.repeatEffectChunk(Effect.gen(function*() {
         if (caughtUp) {
           yield* Deferred.await(pending).pipe(Effect.timeout(pollInterval), Effect.ignore)
         }
         // taken before the query, so that a wake-up during the query is not lost
-        pending = signal.current()
+        pending = signal.next()
         // a poll that lost its connection is tried again (the pool replaces it) before the stream fails
         const page = yield* globalPage(cursor, undefined, subscribeOptions.filter, globalPageSize).pipe(
           Effect.retry({ while: isConnectionLoss, schedule: Schedule.exponential("50 millis"), times: 5 })
