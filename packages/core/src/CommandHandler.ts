@@ -65,8 +65,8 @@ export interface Options<Command> {
  */
 export type HandlerError =
   | EventStore.AppendError
-  | EventStore.EventDecodeError
-  | EventStore.EventEncodeError
+  | Aggregate.EventDecodeError
+  | Aggregate.EventEncodeError
   | StreamId.InvalidStreamId
 
 /**

@@ -127,10 +127,10 @@ export const fromAggregate = <State, Command, Event, DomainError, E = never, R =
     readonly onDelete?: (streamId: StreamId) => Effect.Effect<void, E, R>
     readonly onReset?: (position: number) => Effect.Effect<void, E, R>
   }
-): Projection<E | EventStore.EventDecodeError, R> => {
+): Projection<E | Aggregate.EventDecodeError, R> => {
   const decode = codec(aggregate).decode
   const prefix = `${aggregate.name}-`
-  return make<E | EventStore.EventDecodeError, R>({
+  return make<E | Aggregate.EventDecodeError, R>({
     ...options,
     handle: (recorded) => {
       if (!recorded.streamId.startsWith(prefix) || aggregate.retired.has(recorded.type)) return Effect.void

@@ -21,7 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import type * as Aggregate from "./Aggregate.js"
+import * as Aggregate from "./Aggregate.js"
 import * as EventStore from "./EventStore.js"
 import type * as ExpectedVersion from "./ExpectedVersion.js"
 import { codec, encodeAll } from "./internal/codec.js"
@@ -68,7 +68,7 @@ export type At = { readonly version: number } | { readonly until: DateTime.DateT
  * @since 0.1.0
  * @category models
  */
-export type LoadError = EventStore.EventDecodeError | EventStore.EventStoreError | StreamId.InvalidStreamId
+export type LoadError = Aggregate.EventDecodeError | EventStore.EventStoreError | StreamId.InvalidStreamId
 
 /**
  * @since 0.1.0
@@ -82,7 +82,7 @@ export interface Repository<State, Command, Event, E> {
   /** The current state; fails with `AggregateNotFound` when the stream has no events. */
   readonly load: (
     id: string
-  ) => Effect.Effect<Loaded<State>, EventStore.AggregateNotFound | LoadError, EventStore.EventStore>
+  ) => Effect.Effect<Loaded<State>, Aggregate.AggregateNotFound | LoadError, EventStore.EventStore>
   /** The current state, or `None` when the stream has no events. */
   readonly loadOption: (id: string) => Effect.Effect<Option.Option<Loaded<State>>, LoadError, EventStore.EventStore>
   /** The current state, or the initial state at version 0 when the stream has no events. */
@@ -94,12 +94,12 @@ export interface Repository<State, Command, Event, E> {
   /** Loads several aggregates; fails with `AggregateNotFound` on the first that is missing. */
   readonly loadMany: (
     ids: Iterable<string>
-  ) => Effect.Effect<ReadonlyArray<Loaded<State>>, EventStore.AggregateNotFound | LoadError, EventStore.EventStore>
+  ) => Effect.Effect<ReadonlyArray<Loaded<State>>, Aggregate.AggregateNotFound | LoadError, EventStore.EventStore>
   /** The state as it was at a version or a time (snapshots are bypassed). */
   readonly loadAt: (
     id: string,
     at: At
-  ) => Effect.Effect<Loaded<State>, EventStore.AggregateNotFound | LoadError, EventStore.EventStore>
+  ) => Effect.Effect<Loaded<State>, Aggregate.AggregateNotFound | LoadError, EventStore.EventStore>
   /** The decoded events of one aggregate. */
   readonly events: (
     id: string,
@@ -119,7 +119,7 @@ export interface Repository<State, Command, Event, E> {
     metadata?: EventStore.EventMetadata
   ) => Effect.Effect<
     EventStore.AppendResult,
-    EventStore.AppendError | EventStore.EventEncodeError | StreamId.InvalidStreamId,
+    EventStore.AppendError | Aggregate.EventEncodeError | StreamId.InvalidStreamId,
     EventStore.EventStore
   >
 }
@@ -146,7 +146,7 @@ export const make = <State, Command, Event, E>(
     snapshot?: { readonly takenAt: DateTime.Utc }
   ): Effect.Effect<
     { state: State; version: number } | undefined,
-    EventStore.EventDecodeError | EventStore.EventStoreError
+    Aggregate.EventDecodeError | EventStore.EventStoreError
   > =>
     // pulled chunk by chunk rather than `Stream.run*`, which forks a fiber per run and waits for it (several times
     // the cost of an in-memory load, bench W4); one `yieldNow` at the end keeps a load a point where other fibers
@@ -156,7 +156,7 @@ export const make = <State, Command, Event, E>(
       let pending = snapshot
       const loop: Effect.Effect<
         { state: State; version: number } | undefined,
-        EventStore.EventDecodeError | EventStore.EventStoreError
+        Aggregate.EventDecodeError | EventStore.EventStoreError
       > = Effect.matchEffect(pull, {
         onFailure: (error) =>
           Option.isSome(error) ?
@@ -193,7 +193,7 @@ export const make = <State, Command, Event, E>(
   const loadStream = (
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId
-  ): Effect.Effect<{ state: State; version: number }, EventStore.EventDecodeError | EventStore.EventStoreError> =>
+  ): Effect.Effect<{ state: State; version: number }, Aggregate.EventDecodeError | EventStore.EventStoreError> =>
     Effect.flatMap(snapshots.load(streamId), (snapshot) => {
       if (Option.isNone(snapshot)) {
         return Effect.tap(
@@ -234,7 +234,7 @@ export const make = <State, Command, Event, E>(
   const load = (id: string) =>
     Effect.flatMap(loadOrInitial(id), (loaded) =>
       loaded.version === 0
-        ? Effect.fail(new EventStore.AggregateNotFound({ streamId: loaded.streamId }))
+        ? Effect.fail(new Aggregate.AggregateNotFound({ streamId: loaded.streamId }))
         : Effect.succeed(loaded))
 
   const loadAt = (id: string, at: At) =>
@@ -247,7 +247,7 @@ export const make = <State, Command, Event, E>(
           Effect.map(foldStream(events, initial), (loaded) => loaded ?? initial),
           ({ state, version }) =>
             version === 0
-              ? Effect.fail(new EventStore.AggregateNotFound({ streamId }))
+              ? Effect.fail(new Aggregate.AggregateNotFound({ streamId }))
               : Effect.succeed({ id, streamId, state, version })
         )
       }))
