@@ -110,7 +110,11 @@ export interface Repository<State, Command, Event, E> {
    */
   readonly delete: (
     id: string
-  ) => Effect.Effect<void, EventStore.EventStoreError | StreamId.InvalidStreamId, EventStore.EventStore>
+  ) => Effect.Effect<
+    void,
+    EventStore.EventStoreError | SnapshotStore.SnapshotStoreError | StreamId.InvalidStreamId,
+    EventStore.EventStore
+  >
   /** Encodes and appends events; an event that does not encode is refused before anything is written. */
   readonly append: (
     id: string,

@@ -120,8 +120,8 @@ describe("snapshots", () => {
       Effect.provide(Layer.mergeAll(
         InMemoryEventStore.layer,
         Layer.succeed(SnapshotStore.SnapshotStore, {
-          load: () => Effect.fail(new EventStore.EventStoreError({ method: "snapshot.load", cause: "down" })),
-          save: () => Effect.fail(new EventStore.EventStoreError({ method: "snapshot.save", cause: "down" })),
+          load: () => Effect.fail(new SnapshotStore.SnapshotStoreError({ method: "load", cause: "down" })),
+          save: () => Effect.fail(new SnapshotStore.SnapshotStoreError({ method: "save", cause: "down" })),
           delete: () => Effect.void
         })
       ))

@@ -252,7 +252,8 @@ describe("Subscription", () => {
       yield* sub.awaitPosition(4)
       assert.deepStrictEqual(yield* Ref.get(seen), [1, 2, 3, 4, 3, 4])
       const invalid = yield* Effect.flip(sub.reset(-1))
-      assert.strictEqual(invalid._tag, "EventStoreError")
+      assert.strictEqual(invalid._tag, "InvalidArgument")
+      assert.strictEqual((yield* Effect.flip(sub.reset(1.5)))._tag, "InvalidArgument")
     }).pipe(Effect.provide(Stores)))
 
   it.scoped("a checkpoint reset from outside makes the running consumer replay", () =>
