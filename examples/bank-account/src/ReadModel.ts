@@ -95,7 +95,7 @@ export const lastCommittedPosition: Effect.Effect<number, SqlError.SqlError, Sql
 /** Waits until the read model reflects every command committed so far. */
 export const awaitCaughtUp = <E>(
   readModel: Subscription.Subscription<E>
-): Effect.Effect<void, E | EventStore.EventStoreError | SqlError.SqlError, SqlClient.SqlClient> =>
+): Effect.Effect<void, Subscription.Error<E> | SqlError.SqlError, SqlClient.SqlClient> =>
   Effect.flatMap(lastCommittedPosition, readModel.awaitPosition)
 
 interface BalanceRow {

@@ -22,7 +22,8 @@
  * @since 0.1.0
  */
 import type * as Either from "effect/Either"
-import type * as Schema from "effect/Schema"
+import * as Schema from "effect/Schema"
+import { causeMessage } from "./internal/causeMessage.js"
 
 /**
  * @since 0.1.0
@@ -35,6 +36,70 @@ export const TypeId: unique symbol = Symbol.for("@effect-eventsourcing/core/Aggr
  * @category type ids
  */
 export type TypeId = typeof TypeId
+
+// -------------------------------------------------------------------------------------
+// errors
+// -------------------------------------------------------------------------------------
+
+/**
+ * The aggregate's stream has no events.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class AggregateNotFound extends Schema.TaggedError<AggregateNotFound>()("AggregateNotFound", {
+  streamId: Schema.String
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Aggregate ${this.streamId} not found`
+  }
+}
+
+/**
+ * A stored event no longer decodes with the aggregate's events Schema.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("EventDecodeError", {
+  streamId: Schema.String,
+  version: Schema.Number,
+  type: Schema.String,
+  cause: Schema.Defect
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Cannot decode event ${this.type} at ${this.streamId}@${this.version}: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * An event could not be encoded with the aggregate's events Schema; nothing was written.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class EventEncodeError extends Schema.TaggedError<EventEncodeError>()("EventEncodeError", {
+  streamId: Schema.String,
+  type: Schema.String,
+  cause: Schema.Defect
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Cannot encode event ${this.type} for ${this.streamId}: ${causeMessage(this.cause)}`
+  }
+}
+
+// -------------------------------------------------------------------------------------
+// models
+// -------------------------------------------------------------------------------------
 
 /**
  * The encoded form every event must have: a string `_tag`.

@@ -15,7 +15,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type * as EventStore from "./EventStore.js"
+import * as EventStore from "./EventStore.js"
+import { causeMessage } from "./internal/causeMessage.js"
 
 /**
  * @since 0.1.0
@@ -48,6 +49,46 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
 }
 
 /**
+ * An infrastructure failure of a checkpoint store (connection, SQL, ...). The cause is kept for logs.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CheckpointStoreError extends Schema.TaggedError<CheckpointStoreError>()("CheckpointStoreError", {
+  method: Schema.String,
+  cause: Schema.Defect
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `CheckpointStore.${this.method} failed: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * The rule for a checkpoint position every store applies before writing anything: a non-negative safe integer
+ * (`NaN`, infinities, fractions and negative numbers are refused with `InvalidArgument`). For store
+ * implementations; `method` names the call in the error (e.g. `"CheckpointStore.save"`).
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const validatePosition = (
+  method: string,
+  position: number | undefined
+): Effect.Effect<void, EventStore.InvalidArgument> =>
+  position === undefined || (Number.isSafeInteger(position) && position >= 0)
+    ? Effect.void
+    : Effect.fail(
+      new EventStore.InvalidArgument({
+        method,
+        argument: "position",
+        reason: `expected a non-negative integer, got ${String(position)}`
+      })
+    )
+
+/**
  * Exclusive ownership of a subscription name, valid until the scope it was acquired in closes or another consumer
  * takes it over.
  *
@@ -62,9 +103,13 @@ export interface Lease {
    * Moves the checkpoint to `position`. Fails with {@link LeaseLost} when the lease was taken over, or when the
    * checkpoint is not where this lease last left it (for instance after a commit whose outcome was unknown).
    */
-  readonly save: (position: number) => Effect.Effect<void, LeaseLost | EventStore.EventStoreError>
+  readonly save: (
+    position: number
+  ) => Effect.Effect<void, LeaseLost | CheckpointStoreError | EventStore.InvalidArgument>
   /** Sets the checkpoint to `position`, or removes it (replay from the start), with the same fencing as `save`. */
-  readonly reset: (position?: number) => Effect.Effect<void, LeaseLost | EventStore.EventStoreError>
+  readonly reset: (
+    position?: number
+  ) => Effect.Effect<void, LeaseLost | CheckpointStoreError | EventStore.InvalidArgument>
   /**
    * Runs `self` and the checkpoint writes made inside it as one transaction when the store supports it (Postgres:
    * a handler's own SQL commits together with the checkpoint, which makes a subscription exactly-once). For stores
@@ -72,7 +117,7 @@ export interface Lease {
    */
   readonly transaction: <A, E, R>(
     self: Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | EventStore.EventStoreError, R>
+  ) => Effect.Effect<A, E | CheckpointStoreError, R>
 }
 
 /**
@@ -95,19 +140,28 @@ export declare namespace CheckpointStore {
   export interface Service {
     readonly [TypeId]: TypeId
     /** The position of the last event the subscription handled, if any. */
-    readonly load: (name: string) => Effect.Effect<Option.Option<number>, EventStore.EventStoreError>
-    /** Stores the checkpoint (unfenced: prefer a {@link Lease} while a consumer may be running). */
-    readonly save: (name: string, position: number) => Effect.Effect<void, EventStore.EventStoreError>
+    readonly load: (name: string) => Effect.Effect<Option.Option<number>, CheckpointStoreError>
+    /**
+     * Stores the checkpoint (unfenced: prefer a {@link Lease} while a consumer may be running). A position that is
+     * not a non-negative integer is refused with `InvalidArgument`.
+     */
+    readonly save: (
+      name: string,
+      position: number
+    ) => Effect.Effect<void, CheckpointStoreError | EventStore.InvalidArgument>
     /**
      * Sets the checkpoint to `position`, or removes it when no position is given. A running consumer notices at its
      * next save ({@link LeaseLost}) and restarts from the new checkpoint.
      */
-    readonly reset: (name: string, position?: number) => Effect.Effect<void, EventStore.EventStoreError>
+    readonly reset: (
+      name: string,
+      position?: number
+    ) => Effect.Effect<void, CheckpointStoreError | EventStore.InvalidArgument>
     /**
      * Waits until no other consumer holds the name, then holds it until the scope closes (or until another
      * consumer takes it over after this one died).
      */
-    readonly acquire: (name: string) => Effect.Effect<Lease, EventStore.EventStoreError, Scope.Scope>
+    readonly acquire: (name: string) => Effect.Effect<Lease, CheckpointStoreError, Scope.Scope>
   }
 }
 
@@ -196,8 +250,13 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
         return {
           name,
           position: current.position,
-          save: (position) => fenced(Option.some(position)),
-          reset: (position) => fenced(Option.fromNullable(position)),
+          save: (position) =>
+            Effect.zipRight(validatePosition("CheckpointStore.Lease.save", position), fenced(Option.some(position))),
+          reset: (position) =>
+            Effect.zipRight(
+              validatePosition("CheckpointStore.Lease.reset", position),
+              fenced(Option.fromNullable(position))
+            ),
           transaction: (self) => self
         }
       })
@@ -206,8 +265,10 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
   return {
     [TypeId]: TypeId,
     load: (name) => Effect.sync(() => entries.get(name)?.position ?? Option.none()),
-    save: (name, position) => set(name, Option.some(position)),
-    reset: (name, position) => set(name, Option.fromNullable(position)),
+    save: (name, position) =>
+      Effect.zipRight(validatePosition("CheckpointStore.save", position), set(name, Option.some(position))),
+    reset: (name, position) =>
+      Effect.zipRight(validatePosition("CheckpointStore.reset", position), set(name, Option.fromNullable(position))),
     acquire
   }
 })

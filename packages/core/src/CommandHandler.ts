@@ -27,17 +27,13 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as FiberRef from "effect/FiberRef"
+import type * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
-import { globalValue } from "effect/GlobalValue"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Aggregate from "./Aggregate.js"
 import * as EventStore from "./EventStore.js"
-import * as ExpectedVersion from "./ExpectedVersion.js"
-import { codec, encodeAll } from "./internal/codec.js"
-import * as Snapshots from "./internal/snapshots.js"
-import * as Repository from "./Repository.js"
+import * as InternalRepository from "./internal/repository.js"
 import type * as StreamId from "./StreamId.js"
 
 /**
@@ -75,8 +71,8 @@ export interface Options<Command> {
  */
 export type HandlerError =
   | EventStore.AppendError
-  | EventStore.EventDecodeError
-  | EventStore.EventEncodeError
+  | Aggregate.EventDecodeError
+  | Aggregate.EventEncodeError
   | StreamId.InvalidStreamId
 
 /**
@@ -90,15 +86,12 @@ export interface CommandHandler<State, Command, Event, E> {
 /**
  * Metadata that every command handled in this fiber (and its children) stores with its events: set it once per
  * request, e.g. `{ correlationId, causationId, userId }`. The handler adds `traceId` and `spanId` of the current
- * span.
+ * span. Events appended with `Repository.append` carry it too.
  *
  * @since 0.1.0
  * @category context
  */
-export const currentMetadata: FiberRef.FiberRef<EventStore.EventMetadata> = globalValue(
-  Symbol.for("@effect-eventsourcing/core/CommandHandler/currentMetadata"),
-  () => FiberRef.unsafeMake<EventStore.EventMetadata>({})
-)
+export const currentMetadata: FiberRef.FiberRef<EventStore.EventMetadata> = InternalRepository.currentMetadata
 
 /**
  * Runs an effect with more ambient metadata (merged over the current one).
@@ -177,70 +170,58 @@ export const make = <State, Command, Event, E>(
   aggregate: Aggregate.Aggregate<State, Command, Event, E>,
   options: Options<Command> = {}
 ): CommandHandler<State, Command, Event, E> => {
-  const repository = Repository.make(aggregate)
-  const snapshots = Snapshots.make(aggregate)
-  const every = aggregate.snapshotEvery ?? 0
-  const { encode } = codec(aggregate)
+  const repository = InternalRepository.make(aggregate)
   const retry = options.retry ?? defaultRetry
   const staticMetadata = typeof options.metadata === "function"
     ? options.metadata
     : () => options.metadata as EventStore.EventMetadata | undefined
 
+  /** The handler's own metadata (the repository puts it over the ambient one): static or per command, and the span. */
   const metadataOf = (command: Command): Effect.Effect<EventStore.EventMetadata> =>
-    Effect.flatMap(FiberRef.get(currentMetadata), (ambient) =>
-      Effect.map(Effect.option(Effect.currentSpan), (span) => {
-        const own = staticMetadata(command)
-        const metadata: Record<string, unknown> = { ...ambient, ...own }
-        if (Option.isSome(span)) {
-          metadata.traceId = span.value.traceId
-          metadata.spanId = span.value.spanId
-        }
-        return metadata as EventStore.EventMetadata
-      }))
+    Effect.map(Effect.option(Effect.currentSpan), (span) => {
+      const metadata: Record<string, unknown> = { ...staticMetadata(command) }
+      if (Option.isSome(span)) {
+        metadata.traceId = span.value.traceId
+        metadata.spanId = span.value.spanId
+      }
+      return metadata as EventStore.EventMetadata
+    })
 
   const once = (
     store: EventStore.EventStore.Service,
-    id: string,
+    streamId: StreamId.StreamId,
     command: Command
-  ): Effect.Effect<Result<State, Event>, E | HandlerError, EventStore.EventStore> =>
-    Effect.flatMap(repository.loadOrInitial(id), (loaded): Effect.Effect<Result<State, Event>, E | HandlerError> => {
-      const decided = aggregate.decide(command, loaded.state)
-      if (Either.isLeft(decided)) return Effect.fail(decided.left)
-      const events = decided.right
-      if (events.length === 0) {
-        return Effect.succeed({ events, state: loaded.state, version: loaded.version, position: 0 })
-      }
-      return Effect.flatMap(metadataOf(command), (metadata): Effect.Effect<Result<State, Event>, HandlerError> => {
-        const encoded = encodeAll(encode, loaded.streamId, events, metadata)
-        if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+  ): Effect.Effect<Result<State, Event>, E | HandlerError> =>
+    Effect.flatMap(
+      repository.current(store, streamId),
+      (current): Effect.Effect<Result<State, Event>, E | HandlerError> => {
+        const decided = aggregate.decide(command, current.state)
+        if (Either.isLeft(decided)) return Effect.fail(decided.left)
+        const events = decided.right
+        if (events.length === 0) {
+          return Effect.succeed({ events, state: current.state, version: current.version, position: 0 })
+        }
         return Effect.flatMap(
-          store.append(loaded.streamId, encoded.right, ExpectedVersion.Exact(loaded.version)),
-          ({ position, version }) => {
-            let state = loaded.state
-            for (const event of events) state = aggregate.evolve(state, event)
-            const result = { events, state, version, position }
-            // snapshot when the command crossed a multiple of `snapshotEvery` (in the background, never failing)
-            return every > 0 && Math.floor(version / every) > Math.floor(loaded.version / every)
-              ? Effect.as(snapshots.maybeSave(loaded.streamId, state, version, version - every), result)
-              : Effect.succeed(result)
-          }
+          metadataOf(command),
+          (metadata) =>
+            Effect.map(
+              repository.appendTo(store, current, events, metadata),
+              ({ position, state, version }): Result<State, Event> => ({ events, state, version, position })
+            )
         )
-      })
-    })
+      }
+    )
 
   return (id, command) =>
     Effect.flatMap(EventStore.EventStore, (store) => {
-      const attempt = Effect.retry(once(store, id, command), {
-        // `while` lets only conflicts reach the schedule, so its narrower input type is safe
-        schedule: retry as Schedule.Schedule<unknown, E | HandlerError>,
-        while: (error) => isConcurrencyConflict(error)
+      const run = Effect.flatMap(repository.streamId(id), (streamId) => {
+        const attempt = Effect.retry(once(store, streamId, command), {
+          // `while` lets only conflicts reach the schedule, so its narrower input type is safe
+          schedule: retry as Schedule.Schedule<unknown, E | HandlerError>,
+          while: (error) => isConcurrencyConflict(error)
+        })
+        return options.lock === true ? Effect.scoped(Effect.zipRight(store.lock(streamId), attempt)) : attempt
       })
-      const run = options.lock === true
-        ? Effect.flatMap(
-          repository.streamId(id),
-          (streamId) => Effect.scoped(Effect.zipRight(store.lock(streamId), attempt))
-        )
-        : attempt
       return Effect.withSpan(run, "CommandHandler.handle", { attributes: { "aggregate": aggregate.name, id } })
     })
 }

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Aggregate from "./Aggregate.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import * as validation from "./internal/validation.js"
 import { InvalidStreamId, type StreamId } from "./StreamId.js"
@@ -178,58 +179,50 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
 /**
  * The aggregate's stream has no events.
  *
+ * @deprecated Moved to `Aggregate.AggregateNotFound` (the same class: `instanceof` and `catchTag` work with either).
  * @since 0.1.0
  * @category errors
  */
-export class AggregateNotFound extends Schema.TaggedError<AggregateNotFound>()("AggregateNotFound", {
-  streamId: Schema.String
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Aggregate ${this.streamId} not found`
-  }
-}
+export const AggregateNotFound: typeof Aggregate.AggregateNotFound = Aggregate.AggregateNotFound
+
+/**
+ * @deprecated Moved to `Aggregate.AggregateNotFound`.
+ * @since 0.1.0
+ * @category errors
+ */
+export type AggregateNotFound = Aggregate.AggregateNotFound
 
 /**
  * A stored event no longer decodes with the aggregate's events Schema.
  *
+ * @deprecated Moved to `Aggregate.EventDecodeError` (the same class: `instanceof` and `catchTag` work with either).
  * @since 0.1.0
  * @category errors
  */
-export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("EventDecodeError", {
-  streamId: Schema.String,
-  version: Schema.Number,
-  type: Schema.String,
-  cause: Schema.Defect
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Cannot decode event ${this.type} at ${this.streamId}@${this.version}: ${causeMessage(this.cause)}`
-  }
-}
+export const EventDecodeError: typeof Aggregate.EventDecodeError = Aggregate.EventDecodeError
+
+/**
+ * @deprecated Moved to `Aggregate.EventDecodeError`.
+ * @since 0.1.0
+ * @category errors
+ */
+export type EventDecodeError = Aggregate.EventDecodeError
 
 /**
  * An event could not be encoded with the aggregate's events Schema; nothing was written.
  *
+ * @deprecated Moved to `Aggregate.EventEncodeError` (the same class: `instanceof` and `catchTag` work with either).
  * @since 0.1.0
  * @category errors
  */
-export class EventEncodeError extends Schema.TaggedError<EventEncodeError>()("EventEncodeError", {
-  streamId: Schema.String,
-  type: Schema.String,
-  cause: Schema.Defect
-}) {
-  /**
-   * @since 0.1.0
-   */
-  override get message(): string {
-    return `Cannot encode event ${this.type} for ${this.streamId}: ${causeMessage(this.cause)}`
-  }
-}
+export const EventEncodeError: typeof Aggregate.EventEncodeError = Aggregate.EventEncodeError
+
+/**
+ * @deprecated Moved to `Aggregate.EventEncodeError`.
+ * @since 0.1.0
+ * @category errors
+ */
+export type EventEncodeError = Aggregate.EventEncodeError
 
 /**
  * An event id given by the caller is already stored, but not as part of the same batch: another stream, another

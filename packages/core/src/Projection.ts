@@ -40,7 +40,8 @@ export interface Projection<E = never, R = never> {
   readonly onDelete: ((streamId: StreamId) => Effect.Effect<void, E, R>) | undefined
   /**
    * Runs when a subscription of this projection is reset to `position` (0: replay from the start), before the
-   * replay, to remove the read-side data derived from later events. Optional for backwards compatibility.
+   * replay, to remove the read-side data derived from later events. Absent (or `undefined`) for a projection with
+   * nothing to remove; `make`, `makeBatched` and `fromAggregate` set it from their `onReset` option.
    */
   readonly onReset?: ((position: number) => Effect.Effect<void, E, R>) | undefined
   /**
@@ -153,10 +154,10 @@ export const fromAggregate = <State, Command, Event, DomainError, E = never, R =
     readonly onDelete?: (streamId: StreamId) => Effect.Effect<void, E, R>
     readonly onReset?: (position: number) => Effect.Effect<void, E, R>
   }
-): Projection<E | EventStore.EventDecodeError, R> => {
+): Projection<E | Aggregate.EventDecodeError, R> => {
   const decode = codec(aggregate).decode
   const prefix = `${aggregate.name}-`
-  return make<E | EventStore.EventDecodeError, R>({
+  return make<E | Aggregate.EventDecodeError, R>({
     ...options,
     handle: (recorded) => {
       if (!recorded.streamId.startsWith(prefix) || aggregate.retired.has(recorded.type)) return Effect.void

@@ -4,39 +4,29 @@
  *
  * @example
  * ```ts
- * import { Aggregate, Repository } from "@effect-eventsourcing/core"
- * import { Effect, Either, Schema } from "effect"
- *
- * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Int }) {}
- * const Account = Aggregate.make({
- *   name: "account",
- *   events: Deposited,
- *   initialState: { balance: 0 },
- *   decide: (command: { readonly amount: number }) => Either.right([new Deposited({ amount: command.amount })]),
- *   evolve: (state, event) => ({ balance: state.balance + event.amount })
- * })
+ * import { Repository } from "@effect-eventsourcing/core"
+ * import { Effect } from "effect"
+ * import { Account } from "./Account.js"
  *
  * const accounts = Repository.make(Account)
  * const program = Effect.gen(function*() {
  *   const { state, version } = yield* accounts.load("42")
- *   return { balance: state.balance, version }
  * })
  * ```
  *
  * @since 0.1.0
  */
 import type * as DateTime from "effect/DateTime"
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
+import type * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
 import type * as Aggregate from "./Aggregate.js"
-import * as EventStore from "./EventStore.js"
+import type * as EventStore from "./EventStore.js"
 import type * as ExpectedVersion from "./ExpectedVersion.js"
-import { codec, encodeAll } from "./internal/codec.js"
-import * as Snapshots from "./internal/snapshots.js"
-import * as SnapshotStore from "./SnapshotStore.js"
-import * as StreamId from "./StreamId.js"
+import * as internal from "./internal/repository.js"
+import type * as SnapshotStore from "./SnapshotStore.js"
+import type * as StreamId from "./StreamId.js"
 
 /**
  * @since 0.1.0
@@ -78,7 +68,7 @@ export type At = { readonly version: number } | { readonly until: DateTime.DateT
  * @category models
  */
 export type LoadError =
-  | EventStore.EventDecodeError
+  | Aggregate.EventDecodeError
   | EventStore.EventStoreError
   | EventStore.InvalidArgument
   | StreamId.InvalidStreamId
@@ -95,7 +85,7 @@ export interface Repository<State, Command, Event, E> {
   /** The current state; fails with `AggregateNotFound` when the stream has no events. */
   readonly load: (
     id: string
-  ) => Effect.Effect<Loaded<State>, EventStore.AggregateNotFound | LoadError, EventStore.EventStore>
+  ) => Effect.Effect<Loaded<State>, Aggregate.AggregateNotFound | LoadError, EventStore.EventStore>
   /** The current state, or `None` when the stream has no events. */
   readonly loadOption: (id: string) => Effect.Effect<Option.Option<Loaded<State>>, LoadError, EventStore.EventStore>
   /** The current state, or the initial state at version 0 when the stream has no events. */
@@ -107,12 +97,12 @@ export interface Repository<State, Command, Event, E> {
   /** Loads several aggregates; fails with `AggregateNotFound` on the first that is missing. */
   readonly loadMany: (
     ids: Iterable<string>
-  ) => Effect.Effect<ReadonlyArray<Loaded<State>>, EventStore.AggregateNotFound | LoadError, EventStore.EventStore>
+  ) => Effect.Effect<ReadonlyArray<Loaded<State>>, Aggregate.AggregateNotFound | LoadError, EventStore.EventStore>
   /** The state as it was at a version or a time (snapshots are bypassed). */
   readonly loadAt: (
     id: string,
     at: At
-  ) => Effect.Effect<Loaded<State>, EventStore.AggregateNotFound | LoadError, EventStore.EventStore>
+  ) => Effect.Effect<Loaded<State>, Aggregate.AggregateNotFound | LoadError, EventStore.EventStore>
   /** The decoded events of one aggregate. */
   readonly events: (
     id: string,
@@ -123,8 +113,15 @@ export interface Repository<State, Command, Event, E> {
    */
   readonly delete: (
     id: string
-  ) => Effect.Effect<void, EventStore.EventStoreError | StreamId.InvalidStreamId, EventStore.EventStore>
-  /** Encodes and appends events; an event that does not encode is refused before anything is written. */
+  ) => Effect.Effect<
+    void,
+    EventStore.EventStoreError | SnapshotStore.SnapshotStoreError | StreamId.InvalidStreamId,
+    EventStore.EventStore
+  >
+  /**
+   * Encodes and appends events; an event that does not encode is refused before anything is written. The events
+   * carry `metadata` over the ambient metadata of `CommandHandler.withMetadata`.
+   */
   readonly append: (
     id: string,
     events: ReadonlyArray<Event>,
@@ -132,217 +129,15 @@ export interface Repository<State, Command, Event, E> {
     metadata?: EventStore.EventMetadata
   ) => Effect.Effect<
     EventStore.AppendResult,
-    EventStore.AppendError | EventStore.EventEncodeError | StreamId.InvalidStreamId,
+    EventStore.AppendError | Aggregate.EventEncodeError | StreamId.InvalidStreamId,
     EventStore.EventStore
   >
 }
 
 /**
- * @example
- * ```ts
- * import { Aggregate, CommandHandler, InMemoryEventStore, Repository } from "@effect-eventsourcing/core"
- * import { Effect, Either, Option, Schema } from "effect"
- *
- * class Incremented extends Schema.TaggedClass<Incremented>()("Incremented", { by: Schema.Int }) {}
- * class Increment extends Schema.TaggedClass<Increment>()("Increment", { by: Schema.Int }) {}
- * class TooLarge extends Schema.TaggedError<TooLarge>()("TooLarge", { max: Schema.Int }) {}
- *
- * const Counter = Aggregate.make({
- *   name: "counter", // streams are "counter-<id>"
- *   events: Incremented,
- *   commands: Increment,
- *   initialState: 0,
- *   decide: (command, state) =>
- *     state + command.by > 100
- *       ? Either.left(new TooLarge({ max: 100 }))
- *       : Either.right([new Incremented({ by: command.by })]),
- *   evolve: (state, event) => state + event.by
- * })
- *
- * const counters = Repository.make(Counter)
- *
- * const program = Effect.gen(function*() {
- *   yield* CommandHandler.make(Counter)("a", new Increment({ by: 5 }))
- *   const loaded = yield* counters.load("a") // fails with AggregateNotFound when the stream is empty
- *   const missing = yield* counters.loadOption("b")
- *   return { state: loaded.state, version: loaded.version, missing: Option.isNone(missing) }
- * })
- *
- * Effect.runPromise(program.pipe(Effect.provide(InMemoryEventStore.layer))).then((result) =>
- *   assert.deepStrictEqual(result, { state: 5, version: 1, missing: true })
- * )
- * ```
- *
  * @since 0.1.0
  * @category constructors
  */
 export const make = <State, Command, Event, E>(
   aggregate: Aggregate.Aggregate<State, Command, Event, E>
-): Repository<State, Command, Event, E> => {
-  const { decode, encode } = codec(aggregate)
-  const snapshots = Snapshots.make(aggregate)
-  const streamIdOf = (id: string) => StreamId.make(aggregate.name, id)
-
-  /**
-   * Folds a stream of recorded events from `start`, decoding each; returns the state and last version. With
-   * `snapshot`, the first event must be the one the snapshot ended with, recorded before it was taken (so the stream
-   * was not deleted and re-created since); otherwise the result is `undefined`.
-   */
-  const foldStream = (
-    events: Stream.Stream<EventStore.RecordedEvent, EventStore.ReadError>,
-    start: { readonly state: State; readonly version: number },
-    snapshot?: { readonly takenAt: DateTime.Utc }
-  ): Effect.Effect<
-    { state: State; version: number } | undefined,
-    EventStore.EventDecodeError | EventStore.ReadError
-  > =>
-    // pulled chunk by chunk rather than `Stream.run*`, which forks a fiber per run and waits for it (several times
-    // the cost of an in-memory load, bench W4); one `yieldNow` at the end keeps a load a point where other fibers
-    // (background snapshot saves, concurrent commands) get to run, as the forked run did
-    Effect.scoped(Effect.flatMap(Stream.toPull(events), (pull) => {
-      const acc = { state: start.state, version: start.version }
-      let pending = snapshot
-      const loop: Effect.Effect<
-        { state: State; version: number } | undefined,
-        EventStore.EventDecodeError | EventStore.ReadError
-      > = Effect.matchEffect(pull, {
-        onFailure: (error) =>
-          Option.isSome(error) ?
-            Effect.fail(error.value) :
-            Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc),
-        onSuccess: (chunk) => {
-          for (const recorded of chunk) {
-            if (pending !== undefined) {
-              if (recorded.version !== start.version || recorded.recordedAt.epochMillis > pending.takenAt.epochMillis) {
-                // stale snapshot: stop reading
-                return Effect.as(Effect.yieldNow(), undefined)
-              }
-              pending = undefined
-              continue
-            }
-            acc.version = recorded.version
-            if (aggregate.retired.has(recorded.type)) continue
-            const event = decode(recorded)
-            if (Either.isLeft(event)) return Effect.fail(event.left)
-            acc.state = aggregate.evolve(acc.state, event.right)
-          }
-          return loop
-        }
-      })
-      return loop
-    }))
-
-  const initial = { state: aggregate.initialState, version: 0 }
-
-  const fullLoad = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId) =>
-    Effect.map(foldStream(store.read(streamId), initial), (loaded) => loaded ?? initial)
-
-  /** Folds from a trusted snapshot when there is one, and saves a new one when enough events were folded. */
-  const loadStream = (
-    store: EventStore.EventStore.Service,
-    streamId: StreamId.StreamId
-  ): Effect.Effect<{ state: State; version: number }, EventStore.EventDecodeError | EventStore.ReadError> =>
-    Effect.flatMap(snapshots.load(streamId), (snapshot) => {
-      if (Option.isNone(snapshot)) {
-        return Effect.tap(
-          fullLoad(store, streamId),
-          (loaded) => snapshots.maybeSave(streamId, loaded.state, loaded.version, 0)
-        )
-      }
-      const { state, takenAt, version } = snapshot.value
-      return foldStream(store.read(streamId, { from: version }), { state, version }, { takenAt }).pipe(
-        Effect.flatMap((loaded) =>
-          loaded === undefined
-            ? Effect.tap(
-              fullLoad(store, streamId),
-              (full) => snapshots.maybeSave(streamId, full.state, full.version, 0)
-            )
-            : Effect.tap(Effect.succeed(loaded), () =>
-              snapshots.maybeSave(streamId, loaded.state, loaded.version, version))
-        )
-      )
-    })
-
-  const loadOrInitial = (id: string) =>
-    Effect.flatMap(
-      streamIdOf(id),
-      (streamId) =>
-        Effect.flatMap(EventStore.EventStore, (store) =>
-          Effect.map(loadStream(store, streamId), ({ state, version }) => ({
-            id,
-            streamId,
-            state,
-            version
-          })))
-    )
-
-  const loadOption = (id: string) =>
-    Effect.map(loadOrInitial(id), (loaded) => loaded.version === 0 ? Option.none() : Option.some(loaded))
-
-  const load = (id: string) =>
-    Effect.flatMap(loadOrInitial(id), (loaded) =>
-      loaded.version === 0
-        ? Effect.fail(new EventStore.AggregateNotFound({ streamId: loaded.streamId }))
-        : Effect.succeed(loaded))
-
-  const loadAt = (id: string, at: At) =>
-    Effect.flatMap(streamIdOf(id), (streamId) =>
-      Effect.flatMap(EventStore.EventStore, (store) => {
-        const events = "version" in at
-          ? store.read(streamId, { to: at.version })
-          : Stream.takeWhile(store.read(streamId), (e) => e.recordedAt.epochMillis <= at.until.epochMillis)
-        return Effect.flatMap(
-          Effect.map(foldStream(events, initial), (loaded) => loaded ?? initial),
-          ({ state, version }) =>
-            version === 0
-              ? Effect.fail(new EventStore.AggregateNotFound({ streamId }))
-              : Effect.succeed({ id, streamId, state, version })
-        )
-      }))
-
-  return {
-    [TypeId]: TypeId,
-    aggregate,
-    streamId: streamIdOf,
-    load: (id) => Effect.withSpan(load(id), "Repository.load", { attributes: { "aggregate": aggregate.name, id } }),
-    loadOption,
-    loadOrInitial,
-    exists: (id) =>
-      Effect.flatMap(
-        streamIdOf(id),
-        (streamId) =>
-          Effect.flatMap(EventStore.EventStore, (store) => Effect.map(store.streamVersion(streamId), (v) => v > 0))
-      ),
-    loadMany: (ids) => Effect.forEach(ids, load, { concurrency: 8 }),
-    loadAt: (id, at) =>
-      Effect.withSpan(loadAt(id, at), "Repository.loadAt", { attributes: { "aggregate": aggregate.name, id } }),
-    events: (id, options) =>
-      Stream.unwrap(
-        Effect.flatMap(streamIdOf(id), (streamId) =>
-          Effect.map(EventStore.EventStore, (store) =>
-            store.read(streamId, options).pipe(
-              Stream.filter((recorded) =>
-                !aggregate.retired.has(recorded.type)
-              ),
-              Stream.mapEffect((recorded) => decode(recorded))
-            )))
-      ),
-    delete: (id) =>
-      Effect.flatMap(streamIdOf(id), (streamId) =>
-        Effect.flatMap(EventStore.EventStore, (store) =>
-          Effect.zipRight(
-            store.delete(streamId),
-            Effect.flatMap(
-              Effect.serviceOption(SnapshotStore.SnapshotStore),
-              Option.match({ onNone: () => Effect.void, onSome: (snapshots) => snapshots.delete(streamId) })
-            )
-          ))),
-    append: (id, events, expected, metadata) =>
-      Effect.flatMap(
-        streamIdOf(id),
-        (streamId) =>
-          Effect.flatMap(encodeAll(encode, streamId, events, metadata), (encoded) =>
-            Effect.flatMap(EventStore.EventStore, (store) => store.append(streamId, encoded, expected)))
-      )
-  }
-}
+): Repository<State, Command, Event, E> => ({ [TypeId]: TypeId, ...internal.make(aggregate) })

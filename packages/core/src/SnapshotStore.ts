@@ -11,7 +11,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import type * as EventStore from "./EventStore.js"
+import * as Schema from "effect/Schema"
+import { causeMessage } from "./internal/causeMessage.js"
 import type { StreamId } from "./StreamId.js"
 
 /**
@@ -27,6 +28,25 @@ export interface Snapshot {
   /** The encoded (JSON) state. */
   readonly state: unknown
   readonly takenAt: DateTime.Utc
+}
+
+/**
+ * An infrastructure failure of a snapshot store (connection, SQL, ...). The cause is kept for logs. Repositories
+ * never surface it: a snapshot that cannot be loaded or saved is logged, counted and skipped.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class SnapshotStoreError extends Schema.TaggedError<SnapshotStoreError>()("SnapshotStoreError", {
+  method: Schema.String,
+  cause: Schema.Defect
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `SnapshotStore.${this.method} failed: ${causeMessage(this.cause)}`
+  }
 }
 
 /**
@@ -48,11 +68,11 @@ export declare namespace SnapshotStore {
    */
   export interface Service {
     /** The latest snapshot of the stream, if any. */
-    readonly load: (streamId: StreamId) => Effect.Effect<Option.Option<Snapshot>, EventStore.EventStoreError>
+    readonly load: (streamId: StreamId) => Effect.Effect<Option.Option<Snapshot>, SnapshotStoreError>
     /** Stores a snapshot, unless a newer one is already stored. */
-    readonly save: (snapshot: Snapshot) => Effect.Effect<void, EventStore.EventStoreError>
+    readonly save: (snapshot: Snapshot) => Effect.Effect<void, SnapshotStoreError>
     /** Removes every snapshot of the stream. */
-    readonly delete: (streamId: StreamId) => Effect.Effect<void, EventStore.EventStoreError>
+    readonly delete: (streamId: StreamId) => Effect.Effect<void, SnapshotStoreError>
   }
 }
 

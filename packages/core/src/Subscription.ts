@@ -78,8 +78,17 @@ export interface Options<E> {
    * Retries a failed batch (handler error or store error); when it gives up the subscription stops with the error.
    * Default: exponential from 100 ms, 5 retries.
    */
-  readonly retry?: Schedule.Schedule<unknown, E | EventStore.EventStoreError>
+  readonly retry?: Schedule.Schedule<unknown, Error<E>>
 }
+
+/**
+ * The failures that stop a subscription: the handler's own `E`, or a failure of the event store or the checkpoint
+ * store that the retry Schedule gave up on.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Error<E> = E | EventStore.EventStoreError | CheckpointStore.CheckpointStoreError
 
 /**
  * The services a subscription needs: the event store, and the checkpoint store unless one is given in the options.
@@ -106,15 +115,15 @@ export interface Subscription<E> {
    * Waits until the subscription has handled every event up to `position` (an event delivered to it, e.g. the
    * position returned by an append matching its filter), or fails with the error that stopped it.
    */
-  readonly awaitPosition: (position: number) => Effect.Effect<void, E | EventStore.EventStoreError>
+  readonly awaitPosition: (position: number) => Effect.Effect<void, Error<E>>
   /**
    * Rebuild / replay: stops handling, runs the projection's `onReset(position ?? 0)` and sets the checkpoint to
    * `position` (none: from the start) in one transaction where supported, then replays from there. Waits until
-   * this consumer holds the lease.
+   * this consumer holds the lease. A position that is not a non-negative integer is refused with `InvalidArgument`.
    */
-  readonly reset: (position?: number) => Effect.Effect<void, E | EventStore.EventStoreError>
+  readonly reset: (position?: number) => Effect.Effect<void, Error<E> | EventStore.InvalidArgument>
   /** Waits for the subscription to stop, and fails with the reason (it never stops on its own otherwise). */
-  readonly join: Effect.Effect<never, E | EventStore.EventStoreError>
+  readonly join: Effect.Effect<never, Error<E>>
 }
 
 // -------------------------------------------------------------------------------------
@@ -132,7 +141,7 @@ const isLeaseLost = (u: unknown): u is CheckpointStore.LeaseLost => u instanceof
 
 interface ResetRequest<E> {
   readonly position: number | undefined
-  readonly done: Deferred.Deferred<void, E | EventStore.EventStoreError>
+  readonly done: Deferred.Deferred<void, Error<E>>
 }
 
 const batches = <A>(chunk: Chunk.Chunk<A>, size: number): ReadonlyArray<Chunk.Chunk<A>> => {
@@ -147,12 +156,13 @@ const batches = <A>(chunk: Chunk.Chunk<A>, size: number): ReadonlyArray<Chunk.Ch
   return out
 }
 
-const validatePosition = (method: string, position: number | undefined) =>
-  position === undefined || (Number.isSafeInteger(position) && position >= 0)
-    ? Effect.void
-    : Effect.fail(
-      new EventStore.EventStoreError({ method, cause: new RangeError(`invalid position ${String(position)}`) })
-    )
+/** The positions a subscription saves come from the store (or were validated already): a refusal is a defect. */
+const orDieOnInvalid = <A, E>(self: Effect.Effect<A, E | EventStore.InvalidArgument>): Effect.Effect<A, E> =>
+  Effect.catchIf(
+    self,
+    (error): error is EventStore.InvalidArgument => error instanceof EventStore.InvalidArgument,
+    Effect.die
+  ) as Effect.Effect<A, E>
 
 // -------------------------------------------------------------------------------------
 // constructors
@@ -169,7 +179,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
   options?: O
 ): Effect.Effect<Subscription<E>, never, Scope.Scope | R | Requirements<O>> =>
   Effect.gen(function*() {
-    type Err = E | EventStore.EventStoreError
+    type Err = Error<E>
     const store = yield* EventStore.EventStore
     const checkpoints = options?.checkpoints !== undefined
       ? options.checkpoints
@@ -191,7 +201,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
           projection.handleBatch === undefined
             ? Effect.forEach(batch, projection.handle, { discard: true })
             : projection.handleBatch(Chunk.toReadonlyArray(batch)),
-          lease.save(last)
+          orDieOnInvalid(lease.save(last))
         )
       ).pipe(
         Effect.as(Option.none<CheckpointStore.LeaseLost>()),
@@ -227,7 +237,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
       lease.transaction(
         Effect.zipRight(
           projection.onReset === undefined ? Effect.void : projection.onReset(request.position ?? 0),
-          lease.reset(request.position)
+          orDieOnInvalid(lease.reset(request.position))
         )
       ).pipe(
         Effect.zipRight(SubscriptionRef.set(processed, after)),
@@ -237,7 +247,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
             Deferred.failCause(
               request.done,
               Cause.map(exit.cause, (e): Err =>
-                isLeaseLost(e) ? new EventStore.EventStoreError({ method: "Subscription.reset", cause: e }) : e)
+                isLeaseLost(e) ? new CheckpointStore.CheckpointStoreError({ method: "reset", cause: e }) : e)
             ),
             exit
           )
@@ -248,7 +258,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
       )
 
     /** Holds the lease and consumes, handling reset requests, until the lease is lost or something fails. */
-    const session: Effect.Effect<never, Stop<Err> | CheckpointStore.LeaseLost | EventStore.EventStoreError, R> = Effect
+    const session: Effect.Effect<never, Stop<Err> | CheckpointStore.LeaseLost | Err, R> = Effect
       .scoped(Effect.gen(function*() {
         const lease = yield* checkpoints.acquire(name)
         let after = Option.getOrElse(lease.position, () => from - 1)
@@ -299,7 +309,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
         ),
       reset: (position) =>
         Effect.zipRight(
-          validatePosition("Subscription.reset", position),
+          CheckpointStore.validatePosition("Subscription.reset", position),
           Effect.flatMap(Deferred.make<void, Err>(), (done) =>
             Queue.offer(resets, { position, done }).pipe(
               Effect.zipRight(Effect.raceFirst(Deferred.await(done), Deferred.await(stopped)))
@@ -351,7 +361,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
 export const run = <E, R, O extends Options<E> = Options<E>>(
   projection: Projection.Projection<E, R>,
   options?: O
-): Effect.Effect<never, E | EventStore.EventStoreError, R | Requirements<O>> =>
+): Effect.Effect<never, Error<E>, R | Requirements<O>> =>
   Effect.scoped(Effect.flatMap(forkScoped(projection, options), (subscription) => subscription.join))
 
 /**
@@ -362,14 +372,32 @@ export const run = <E, R, O extends Options<E> = Options<E>>(
  * @since 0.1.0
  * @category combinators
  */
-export const awaitCheckpoint = (
+export const awaitCheckpoint: {
+  (
+    name: string,
+    position: number,
+    options: {
+      readonly checkpoints: CheckpointStore.CheckpointStore.Service
+      readonly schedule?: Schedule.Schedule<unknown>
+    }
+  ): Effect.Effect<void, CheckpointStore.CheckpointStoreError>
+  (
+    name: string,
+    position: number,
+    options?: {
+      readonly checkpoints?: CheckpointStore.CheckpointStore.Service | undefined
+      readonly schedule?: Schedule.Schedule<unknown>
+    }
+  ): Effect.Effect<void, CheckpointStore.CheckpointStoreError, CheckpointStore.CheckpointStore>
+} = ((
   name: string,
   position: number,
   options?: {
-    readonly checkpoints?: CheckpointStore.CheckpointStore.Service
+    readonly checkpoints?: CheckpointStore.CheckpointStore.Service | undefined
     readonly schedule?: Schedule.Schedule<unknown>
   }
-): Effect.Effect<void, EventStore.EventStoreError, CheckpointStore.CheckpointStore> =>
+): Effect.Effect<void, CheckpointStore.CheckpointStoreError, CheckpointStore.CheckpointStore> =>
+  // the service is looked up only when no `checkpoints` are given (the first overload needs none)
   Effect.gen(function*() {
     const checkpoints = options?.checkpoints ?? (yield* CheckpointStore.CheckpointStore)
     const reached = Effect.map(checkpoints.load(name), Option.exists((p) => p >= position))
@@ -377,7 +405,7 @@ export const awaitCheckpoint = (
       until: (done) => done,
       schedule: options?.schedule ?? Schedule.spaced("50 millis")
     })
-  })
+  })) as typeof awaitCheckpoint
 
 /**
  * A Layer that runs the subscription for as long as the Layer lives (a failure is logged; use

@@ -1,4 +1,4 @@
-import { CheckpointStore } from "@effect-eventsourcing/core"
+import { CheckpointStore, EventStore } from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Option, Scope } from "effect"
 
@@ -70,4 +70,42 @@ describe("CheckpointStore (memory)", () => {
       assert.strictEqual((yield* Effect.flip(current.save(4)))._tag, "LeaseLost")
       assert.deepStrictEqual(yield* store.load("a"), Option.some(1))
     }))
+
+  it.scoped("refuses NaN, infinities, fractions and negative positions with InvalidArgument, writing nothing", () =>
+    Effect.gen(function*() {
+      const store = yield* CheckpointStore.makeMemory
+      yield* store.save("a", 3)
+      const lease = yield* store.acquire("a")
+      for (const bad of [-5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0.5, 2 ** 53]) {
+        for (
+          const [method, attempt] of [
+            ["CheckpointStore.save", store.save("a", bad)],
+            ["CheckpointStore.reset", store.reset("a", bad)],
+            ["CheckpointStore.save", store.save("fresh", bad)],
+            ["CheckpointStore.Lease.save", lease.save(bad)],
+            ["CheckpointStore.Lease.reset", lease.reset(bad)]
+          ] as const
+        ) {
+          const error = yield* Effect.flip(attempt)
+          assert(error instanceof EventStore.InvalidArgument, `${method}(${bad})`)
+          assert.strictEqual(error.method, method)
+          assert.strictEqual(error.argument, "position")
+          assert.include(error.message, String(bad))
+        }
+      }
+      assert.deepStrictEqual(yield* store.load("a"), Option.some(3))
+      assert.deepStrictEqual(yield* store.load("fresh"), Option.none())
+      // the lease was not disturbed by the refused calls
+      yield* lease.save(4)
+      assert.deepStrictEqual(yield* store.load("a"), Option.some(4))
+      // 0 is a valid position
+      yield* store.save("zero", 0)
+      assert.deepStrictEqual(yield* store.load("zero"), Option.some(0))
+    }))
+
+  it("CheckpointStoreError names the method and its cause, not the event store", () => {
+    const error = new CheckpointStore.CheckpointStoreError({ method: "save", cause: new Error("connection reset") })
+    assert.strictEqual(error._tag, "CheckpointStoreError")
+    assert.strictEqual(error.message, "CheckpointStore.save failed: connection reset")
+  })
 })

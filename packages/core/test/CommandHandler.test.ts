@@ -1,7 +1,14 @@
-import { CommandHandler, EventStore, InMemoryEventStore, Repository, StreamId } from "@effect-eventsourcing/core"
+import {
+  CommandHandler,
+  EventStore,
+  ExpectedVersion,
+  InMemoryEventStore,
+  Repository,
+  StreamId
+} from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Exit, Schedule, Stream } from "effect"
-import { Deposit, Insufficient, Noop, Open, Wallet, Withdraw } from "./fixtures.js"
+import { Deposit, Deposited, Insufficient, Noop, Open, Opened, Wallet, Withdraw } from "./fixtures.js"
 
 const wallets = Repository.make(Wallet)
 const streamOf = (id: string) => StreamId.unsafeMake("wallet", id)
@@ -98,5 +105,24 @@ describe("CommandHandler", () => {
       const error = yield* Effect.flip(handle("", new Open({ owner: "A" })))
       assert(error instanceof StreamId.InvalidStreamId)
       assert(Either.isLeft(StreamId.make("bad-category", "1")))
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("withMetadata applies to Repository.append too, under the metadata given to the call", () =>
+    Effect.gen(function*() {
+      yield* wallets.append("7", [new Opened({ owner: "A" })], ExpectedVersion.NoStream).pipe(
+        CommandHandler.withMetadata({ correlationId: "req-2", userId: "u-2" })
+      )
+      yield* wallets.append("7", [new Deposited({ amount: 1 })], ExpectedVersion.Exact(1), {
+        userId: "u-own",
+        source: "import"
+      }).pipe(CommandHandler.withMetadata({ correlationId: "req-3", userId: "u-3" }))
+      yield* wallets.append("7", [new Deposited({ amount: 2 })], ExpectedVersion.Exact(2), { source: "plain" })
+      const store = yield* EventStore.EventStore
+      const metadata = Chunk.toArray(yield* Stream.runCollect(store.read(streamOf("7")))).map((e) => e.metadata)
+      assert.deepStrictEqual(metadata, [
+        { correlationId: "req-2", userId: "u-2" },
+        { correlationId: "req-3", userId: "u-own", source: "import" },
+        { source: "plain" }
+      ])
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
 })

@@ -1,4 +1,5 @@
 import {
+  Aggregate,
   CommandHandler,
   EventStore,
   ExpectedVersion,
@@ -17,7 +18,7 @@ describe("Repository", () => {
   it.effect("load fails with AggregateNotFound on an empty stream; loadOption gives None; exists is false", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(wallets.load("nobody"))
-      assert(error instanceof EventStore.AggregateNotFound)
+      assert(error instanceof Aggregate.AggregateNotFound)
       assert.strictEqual(error.streamId, "wallet-nobody")
       assert(Option.isNone(yield* wallets.loadOption("nobody")))
       assert.isFalse(yield* wallets.exists("nobody"))
@@ -34,7 +35,7 @@ describe("Repository", () => {
       const many = yield* wallets.loadMany(["a", "b"])
       assert.deepStrictEqual(many.map((l) => l.state.owner), ["A", "B"])
       const missing = yield* Effect.flip(wallets.loadMany(["a", "zzz"]))
-      assert(missing instanceof EventStore.AggregateNotFound)
+      assert(missing instanceof Aggregate.AggregateNotFound)
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
 
   it.effect("an invalid id is a typed InvalidStreamId, and nothing is written", () =>
@@ -54,7 +55,7 @@ describe("Repository", () => {
           ExpectedVersion.Any
         )
       )
-      assert(bad instanceof EventStore.EventEncodeError)
+      assert(bad instanceof Aggregate.EventEncodeError)
       assert.strictEqual(bad.type, "Deposited")
       assert.strictEqual(bad.streamId, "wallet-c")
       const store = yield* EventStore.EventStore
@@ -70,12 +71,12 @@ describe("Repository", () => {
         { type: "Deposited", data: { amount: "lots" } }
       ], ExpectedVersion.NoStream)
       const error = yield* Effect.flip(wallets.load("d"))
-      assert(error instanceof EventStore.EventDecodeError)
+      assert(error instanceof Aggregate.EventDecodeError)
       assert.deepStrictEqual([error.streamId, error.version, error.type], ["wallet-d", 2, "Deposited"])
       const unknownType = StreamId.unsafeMake("wallet", "e")
       yield* store.append(unknownType, [{ type: "Teleported", data: {} }], ExpectedVersion.NoStream)
       const unknown = yield* Effect.flip(wallets.load("e"))
-      assert(unknown instanceof EventStore.EventDecodeError)
+      assert(unknown instanceof Aggregate.EventDecodeError)
       assert.strictEqual(unknown.type, "Teleported")
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
 
@@ -98,7 +99,7 @@ describe("Repository", () => {
       const before = yield* wallets.loadAt("t", { until: DateTime.unsafeMake("2029-12-31T00:00:00Z") }).pipe(
         Effect.flip
       )
-      assert(before instanceof EventStore.AggregateNotFound)
+      assert(before instanceof Aggregate.AggregateNotFound)
       assert.strictEqual((yield* wallets.load("t")).state.balance, 0)
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
 
@@ -110,5 +111,24 @@ describe("Repository", () => {
       const backward = Chunk.toArray(yield* Stream.runCollect(wallets.events("f", { direction: "backward", limit: 1 })))
       assert.deepStrictEqual(backward, [new Deposited({ amount: 3 })])
       assert(Either.isRight(wallets.streamId("f")))
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("the aggregate errors live in Aggregate; EventStore re-exports the same classes (instanceof, catchTag)", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(EventStore.AggregateNotFound, Aggregate.AggregateNotFound)
+      assert.strictEqual(EventStore.EventDecodeError, Aggregate.EventDecodeError)
+      assert.strictEqual(EventStore.EventEncodeError, Aggregate.EventEncodeError)
+      const error = yield* Effect.flip(wallets.load("gone"))
+      assert(error instanceof EventStore.AggregateNotFound)
+      assert(error instanceof Aggregate.AggregateNotFound)
+      // a handler written against the old home still catches the error by tag
+      const caught = yield* wallets.load("gone").pipe(
+        Effect.map(() => "loaded"),
+        Effect.catchTag("AggregateNotFound", (e: EventStore.AggregateNotFound) => Effect.succeed(e.streamId))
+      )
+      assert.strictEqual(caught, "wallet-gone")
+      const old = new EventStore.EventDecodeError({ streamId: "s-1", version: 1, type: "T", cause: "bad" })
+      assert(old instanceof Aggregate.EventDecodeError)
+      assert.strictEqual(old.message, "Cannot decode event T at s-1@1: bad")
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
 })

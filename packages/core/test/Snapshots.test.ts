@@ -1,6 +1,7 @@
 import {
   CommandHandler,
   EventStore,
+  ExpectedVersion,
   InMemoryEventStore,
   Repository,
   SnapshotStore,
@@ -8,7 +9,7 @@ import {
 } from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Layer, Logger, LogLevel, Metric, Option, Schedule } from "effect"
-import { Deposit, Open, SnapshottedWallet } from "./fixtures.js"
+import { Deposit, Deposited, Open, Opened, SnapshottedWallet } from "./fixtures.js"
 
 const streamOf = (id: string) => StreamId.unsafeMake("wallet", id)
 
@@ -120,8 +121,8 @@ describe("snapshots", () => {
       Effect.provide(Layer.mergeAll(
         InMemoryEventStore.layer,
         Layer.succeed(SnapshotStore.SnapshotStore, {
-          load: () => Effect.fail(new EventStore.EventStoreError({ method: "snapshot.load", cause: "down" })),
-          save: () => Effect.fail(new EventStore.EventStoreError({ method: "snapshot.save", cause: "down" })),
+          load: () => Effect.fail(new SnapshotStore.SnapshotStoreError({ method: "load", cause: "down" })),
+          save: () => Effect.fail(new SnapshotStore.SnapshotStoreError({ method: "save", cause: "down" })),
           delete: () => Effect.void
         })
       ))
@@ -150,4 +151,32 @@ describe("snapshots", () => {
       const past = yield* wallets.loadAt("s5", { version: 3 })
       assert.deepStrictEqual([past.version, past.state.balance], [3, 2])
     }).pipe(Effect.provide(Layer.mergeAll(InMemoryEventStore.layer, SnapshotStore.layerMemory))))
+
+  it.live("a command snapshots by the real number of events since the latest snapshot, also one taken on load", () =>
+    Effect.gen(function*() {
+      const saved: Array<number> = []
+      const memory = yield* SnapshotStore.makeMemory
+      const recording: SnapshotStore.SnapshotStore["Type"] = {
+        ...memory,
+        save: (snapshot) => Effect.zipRight(Effect.sync(() => saved.push(snapshot.version)), memory.save(snapshot))
+      }
+      const handle = CommandHandler.make(SnapshottedWallet)
+      const wallets = Repository.make(SnapshottedWallet)
+      yield* Effect.gen(function*() {
+        // 7 events written without snapshots, then a load: the load takes the snapshot at 7
+        yield* wallets.append(
+          "s7",
+          [new Opened({ owner: "A" }), ...Array.from({ length: 6 }, () => new Deposited({ amount: 1 }))],
+          ExpectedVersion.NoStream
+        )
+        assert.strictEqual((yield* wallets.load("s7")).version, 7)
+        yield* awaitSnapshot(streamOf("s7"), 7)
+        // versions 8..11 are fewer than 5 events past it (crossing 10 is no reason); 12 is 5 past it
+        yield* deposit(handle, "s7", 5)
+        yield* awaitSnapshot(streamOf("s7"), 12)
+        assert.deepStrictEqual(saved, [7, 12])
+      }).pipe(
+        Effect.provide(Layer.mergeAll(InMemoryEventStore.layer, Layer.succeed(SnapshotStore.SnapshotStore, recording)))
+      )
+    }))
 })

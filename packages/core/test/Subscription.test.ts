@@ -8,7 +8,21 @@ import {
   Subscription
 } from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Schema, Scope, Stream } from "effect"
+import {
+  Chunk,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Ref,
+  Schedule,
+  Schema,
+  Scope,
+  Stream,
+  TestClock
+} from "effect"
 
 const s = (id: string) => StreamId.unsafeMake("acc", id)
 const ev = (amount: number): EventStore.EventData => ({ type: "Deposited", data: { amount } })
@@ -26,6 +40,9 @@ const recorder = (name: string) =>
       handle: (event) => Ref.update(seen, (all) => [...all, event.position])
     })
   }))
+
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+const expectType = <T extends true>(_: T) => {}
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
@@ -252,7 +269,8 @@ describe("Subscription", () => {
       yield* sub.awaitPosition(4)
       assert.deepStrictEqual(yield* Ref.get(seen), [1, 2, 3, 4, 3, 4])
       const invalid = yield* Effect.flip(sub.reset(-1))
-      assert.strictEqual(invalid._tag, "EventStoreError")
+      assert.strictEqual(invalid._tag, "InvalidArgument")
+      assert.strictEqual((yield* Effect.flip(sub.reset(1.5)))._tag, "InvalidArgument")
     }).pipe(Effect.provide(Stores)))
 
   it.scoped("a checkpoint reset from outside makes the running consumer replay", () =>
@@ -295,4 +313,26 @@ describe("Subscription", () => {
       const checkpoints = yield* CheckpointStore.CheckpointStore
       assert.deepStrictEqual(yield* checkpoints.load("by-name"), Option.some(3))
     }).pipe(Effect.scoped, Effect.provide(Stores)))
+
+  it.effect("awaitCheckpoint with options.checkpoints runs without a CheckpointStore service", () =>
+    Effect.gen(function*() {
+      const checkpoints = yield* CheckpointStore.makeMemory
+      // the type needs no service when the store is given, and the service otherwise
+      const given = Subscription.awaitCheckpoint("given", 5, { checkpoints })
+      expectType<Equals<Effect.Effect.Context<typeof given>, never>>(true)
+      expectType<Equals<Effect.Effect.Error<typeof given>, CheckpointStore.CheckpointStoreError>>(true)
+      const _fromService = Subscription.awaitCheckpoint("given", 5)
+      expectType<Equals<Effect.Effect.Context<typeof _fromService>, CheckpointStore.CheckpointStore>>(true)
+      const _withSchedule = Subscription.awaitCheckpoint("given", 5, { schedule: Schedule.spaced("1 second") })
+      expectType<Equals<Effect.Effect.Context<typeof _withSchedule>, CheckpointStore.CheckpointStore>>(true)
+      // ...and it runs with no CheckpointStore in the environment (it.effect provides none)
+      yield* checkpoints.save("given", 3)
+      const waiting = yield* Effect.fork(given)
+      yield* TestClock.adjust("100 millis")
+      assert(Option.isNone(yield* Fiber.poll(waiting)))
+      yield* checkpoints.save("given", 5)
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(waiting)
+      assert(Option.isNone(yield* Effect.serviceOption(CheckpointStore.CheckpointStore)))
+    }))
 })

@@ -62,7 +62,14 @@ const isSqlError = (u: unknown): u is SqlError =>
   typeof u === "object" && u !== null && "_tag" in u && u._tag === "SqlError"
 
 const toStoreError = (method: string) => (cause: SqlError) =>
-  new EventStore.EventStoreError({ method: `PostgresCheckpointStore.${method}`, cause })
+  new CheckpointStore.CheckpointStoreError({ method, cause })
+
+/** `make`'s failures: the schema name check and the migrations report `EventStoreError`s; keep only their cause. */
+const toMakeError = (error: unknown) =>
+  new CheckpointStore.CheckpointStoreError({
+    method: "make",
+    cause: error instanceof EventStore.EventStoreError ? error.cause : error
+  })
 
 const toPosition = (value: unknown): Option.Option<number> =>
   value === null || value === undefined
@@ -75,14 +82,17 @@ const toPosition = (value: unknown): Option.Option<number> =>
  */
 export const make = (
   options?: Options
-): Effect.Effect<CheckpointStore.CheckpointStore.Service, EventStore.EventStoreError, SqlClient.SqlClient> =>
+): Effect.Effect<CheckpointStore.CheckpointStore.Service, CheckpointStore.CheckpointStoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const schema = yield* schemaSql.validSchema("PostgresCheckpointStore.make", options?.schema)
+    const schema = yield* Effect.mapError(
+      schemaSql.validSchema("PostgresCheckpointStore.make", options?.schema),
+      toMakeError
+    )
     // the store's migrations (the checkpoints table is one of them), serialised across processes
     yield* schemaSql.migrate(sql.withoutTransforms(), schema).pipe(
       Effect.catchAllDefect((defect) => Effect.fail(defect)),
-      Effect.mapError((cause) => new EventStore.EventStoreError({ method: "PostgresCheckpointStore.make", cause }))
+      Effect.mapError(toMakeError)
     )
     const table = sql(`${schema}.checkpoints`)
     // the table name is validated above; the statements below are the ones sent over the reserved connection
@@ -92,16 +102,6 @@ export const make = (
       sql`insert into ${table} (name, position, generation) values (${name}, ${position}, 1)
           on conflict (name) do update
           set position = excluded.position, generation = ${table}.generation + 1, updated_at = now()`
-
-    const validate = (method: string, position: number | undefined) =>
-      position === undefined || (Number.isSafeInteger(position) && position >= 0)
-        ? Effect.void
-        : Effect.fail(
-          new EventStore.EventStoreError({
-            method: `PostgresCheckpointStore.${method}`,
-            cause: new RangeError(`invalid position ${String(position)}`)
-          })
-        )
 
     const acquire = (name: string) =>
       Effect.gen(function*() {
@@ -156,8 +156,16 @@ export const make = (
         const lease: CheckpointStore.Lease = {
           name,
           position: toPosition(row.position),
-          save: (position) => Effect.zipRight(validate("save", position), fenced("save", position)),
-          reset: (position) => Effect.zipRight(validate("reset", position), fenced("reset", position ?? null)),
+          save: (position) =>
+            Effect.zipRight(
+              CheckpointStore.validatePosition("CheckpointStore.Lease.save", position),
+              fenced("save", position)
+            ),
+          reset: (position) =>
+            Effect.zipRight(
+              CheckpointStore.validatePosition("CheckpointStore.Lease.reset", position),
+              fenced("reset", position ?? null)
+            ),
           transaction: <A, E, R>(self: Effect.Effect<A, E, R>) =>
             Effect.suspend(() => {
               depth++
@@ -170,7 +178,7 @@ export const make = (
                   depth--
                   pending = undefined
                 })),
-                Effect.catchAll((error): Effect.Effect<never, E | EventStore.EventStoreError> =>
+                Effect.catchAll((error): Effect.Effect<never, E | CheckpointStore.CheckpointStoreError> =>
                   isSqlError(error) ? Effect.fail(toStoreError("transaction")(error)) : Effect.fail(error as E)
                 ),
                 // a failed COMMIT is a defect in @effect/sql: its outcome is unknown, report it as a store error
@@ -197,12 +205,12 @@ export const make = (
         ),
       save: (name, position) =>
         Effect.zipRight(
-          validate("save", position),
+          CheckpointStore.validatePosition("CheckpointStore.save", position),
           Effect.mapError(Effect.asVoid(upsert(name, position)), toStoreError("save"))
         ),
       reset: (name, position) =>
         Effect.zipRight(
-          validate("reset", position),
+          CheckpointStore.validatePosition("CheckpointStore.reset", position),
           Effect.mapError(Effect.asVoid(upsert(name, position ?? null)), toStoreError("reset"))
         ),
       acquire
@@ -215,5 +223,5 @@ export const make = (
  */
 export const layer = (
   options?: Options
-): Layer.Layer<CheckpointStore.CheckpointStore, EventStore.EventStoreError, SqlClient.SqlClient> =>
+): Layer.Layer<CheckpointStore.CheckpointStore, CheckpointStore.CheckpointStoreError, SqlClient.SqlClient> =>
   Layer.effect(CheckpointStore.CheckpointStore, make(options))

@@ -41,15 +41,16 @@ interface Row {
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<SnapshotStore.SnapshotStore.Service, EventStore.EventStoreError, SqlClient.SqlClient> =>
+): Effect.Effect<SnapshotStore.SnapshotStore.Service, SnapshotStore.SnapshotStoreError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const schema = yield* schemaSql.validSchema("PostgresSnapshotStore.make", options.schema)
+    const fail = (method: string) => (cause: unknown) => new SnapshotStore.SnapshotStoreError({ method, cause })
+    // the schema name check and the migrations report `EventStoreError`s: keep only their cause
+    const failMake = (error: unknown) => fail("make")(error instanceof EventStore.EventStoreError ? error.cause : error)
+    const schema = yield* Effect.mapError(schemaSql.validSchema("PostgresSnapshotStore.make", options.schema), failMake)
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
-    const fail = (method: string) => (cause: unknown) =>
-      new EventStore.EventStoreError({ method: `PostgresSnapshotStore.${method}`, cause })
     yield* schemaSql.migrate(sql, schema).pipe(
       Effect.catchAllDefect((defect) => Effect.fail(defect)),
-      Effect.mapError(fail("make"))
+      Effect.mapError(failMake)
     )
     const table = `"${schema}".snapshots`
     return {
@@ -97,7 +98,7 @@ export const make = (
  */
 export const layer = (
   options?: Options
-): Layer.Layer<SnapshotStore.SnapshotStore, EventStore.EventStoreError, SqlClient.SqlClient> =>
+): Layer.Layer<SnapshotStore.SnapshotStore, SnapshotStore.SnapshotStoreError, SqlClient.SqlClient> =>
   Layer.effect(SnapshotStore.SnapshotStore, make(options))
 
 /**
@@ -108,6 +109,6 @@ export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<
   SnapshotStore.SnapshotStore,
-  EventStore.EventStoreError | ConfigError.ConfigError,
+  SnapshotStore.SnapshotStoreError | ConfigError.ConfigError,
   SqlClient.SqlClient
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), (options) => layer(options)))

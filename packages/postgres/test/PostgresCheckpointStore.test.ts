@@ -1,4 +1,4 @@
-import { CheckpointStore } from "@effect-eventsourcing/core"
+import { CheckpointStore, EventStore } from "@effect-eventsourcing/core"
 import { PostgresCheckpointStore } from "@effect-eventsourcing/postgres"
 import { SqlClient } from "@effect/sql"
 import { assert, layer } from "@effect/vitest"
@@ -37,15 +37,62 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
       yield* store.reset("a")
       assert.deepStrictEqual(yield* store.load("a"), Option.none())
       assert.deepStrictEqual(yield* store.load("b"), Option.some(7))
-      const invalid = yield* Effect.flip(store.save("a", -1))
-      assert.strictEqual(invalid._tag, "EventStoreError")
+    }))
+
+  it.scoped("refuses NaN, infinities, fractions and negative positions with InvalidArgument, writing nothing", () =>
+    Effect.gen(function*() {
+      const store = yield* PostgresCheckpointStore.make()
+      yield* store.save("inv", 3)
+      const lease = yield* store.acquire("inv")
+      for (const bad of [-5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0.5, 2 ** 53]) {
+        for (
+          const [method, attempt] of [
+            ["CheckpointStore.save", store.save("inv", bad)],
+            ["CheckpointStore.reset", store.reset("inv", bad)],
+            ["CheckpointStore.save", store.save("inv-fresh", bad)],
+            ["CheckpointStore.Lease.save", lease.save(bad)],
+            ["CheckpointStore.Lease.reset", lease.reset(bad)]
+          ] as const
+        ) {
+          const error = yield* Effect.flip(attempt)
+          assert(error instanceof EventStore.InvalidArgument, `${method}(${bad})`)
+          assert.strictEqual(error.method, method)
+          assert.strictEqual(error.argument, "position")
+        }
+      }
+      assert.deepStrictEqual(yield* store.load("inv"), Option.some(3))
+      assert.deepStrictEqual(yield* store.load("inv-fresh"), Option.none())
+      yield* lease.save(4)
+      assert.deepStrictEqual(yield* store.load("inv"), Option.some(4))
+    }))
+
+  it.effect("an infrastructure failure is a CheckpointStoreError naming the method, never the connection", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* PostgresCheckpointStore.make({ schema: "cp_broken" })
+      yield* sql`drop table cp_broken.checkpoints`
+      for (
+        const [method, attempt] of [
+          ["load", Effect.asVoid(store.load("a"))],
+          ["save", store.save("a", 1)],
+          ["reset", store.reset("a")]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(attempt)
+        assert(error instanceof CheckpointStore.CheckpointStoreError, method)
+        assert.strictEqual(error.method, method)
+        assert.match(error.message, new RegExp(`^CheckpointStore\\.${method} failed: `))
+        assert.notInclude(error.message, "EventStore")
+        assert.notInclude(error.message, "postgres://")
+      }
     }))
 
   it.effect("refuses an invalid schema name with a typed error, creating nothing", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const error = yield* Effect.flip(PostgresCheckpointStore.make({ schema: "x\"; drop table y; --" }))
-      assert.strictEqual(error._tag, "EventStoreError")
+      assert.strictEqual(error._tag, "CheckpointStoreError")
+      assert.match(error.message, /^CheckpointStore\.make failed: invalid schema name/)
       const schemas = yield* sql`select nspname from pg_namespace where nspname like 'x%'`
       assert.strictEqual(schemas.length, 0)
     }))
@@ -103,7 +150,7 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
       // save is fenced off
       const lost = yield* Effect.flip(
         leaseA.transaction(leaseA.save(2)).pipe(
-          Effect.retry({ times: 3, while: (e) => e._tag === "EventStoreError" })
+          Effect.retry({ times: 3, while: (e) => e._tag === "CheckpointStoreError" })
         )
       )
       assert.strictEqual(lost._tag, "LeaseLost")

@@ -1,5 +1,6 @@
-import { EventStore, ExpectedVersion, SnapshotStore, StreamId } from "@effect-eventsourcing/core"
+import { ExpectedVersion, SnapshotStore, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore, PostgresSnapshotStore } from "@effect-eventsourcing/postgres"
+import { SqlClient } from "@effect/sql"
 import { assert, layer } from "@effect/vitest"
 import { DateTime, Effect, Option } from "effect"
 import { freshDatabase } from "./utils.js"
@@ -52,9 +53,32 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
   it.effect("refuses a hostile schema name and an invalid snapshot with typed errors", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(PostgresSnapshotStore.make({ schema: "a; drop schema public" }))
-      assert(error instanceof EventStore.EventStoreError)
+      assert(error instanceof SnapshotStore.SnapshotStoreError)
+      assert.match(error.message, /^SnapshotStore\.make failed: invalid schema name/)
       const store = yield* PostgresSnapshotStore.make()
       const invalid = yield* Effect.flip(store.save(snapshot(StreamId.unsafeMake("acc", "x"), -1, {})))
-      assert(invalid instanceof EventStore.EventStoreError)
+      assert(invalid instanceof SnapshotStore.SnapshotStoreError)
+    }))
+
+  it.effect("an infrastructure failure is a SnapshotStoreError naming the method, never the connection", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const store = yield* PostgresSnapshotStore.make({ schema: "snap_broken" })
+      yield* sql`drop table snap_broken.snapshots`
+      const id = StreamId.unsafeMake("acc", "broken")
+      for (
+        const [method, attempt] of [
+          ["load", Effect.asVoid(store.load(id))],
+          ["save", store.save(snapshot(id, 1, {}))],
+          ["delete", store.delete(id)]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(attempt)
+        assert(error instanceof SnapshotStore.SnapshotStoreError, method)
+        assert.strictEqual(error.method, method)
+        assert.match(error.message, new RegExp(`^SnapshotStore\\.${method} failed: `))
+        assert.notInclude(error.message, "EventStore")
+        assert.notInclude(error.message, "postgres://")
+      }
     }))
 })

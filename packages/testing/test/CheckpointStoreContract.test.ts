@@ -29,7 +29,9 @@ const brokenLease = (
 const isInvalid = (position: number | undefined) =>
   position !== undefined && !(Number.isSafeInteger(position) && position >= 0)
 
-const refuse = Effect.fail(new EventStore.EventStoreError({ method: "save", cause: new RangeError("invalid") }))
+const refuse = Effect.fail(
+  new EventStore.InvalidArgument({ method: "CheckpointStore.save", argument: "position", reason: "invalid" })
+)
 
 /**
  * The classic hand-over bug: a releasing holder hands the name to the first waiter in line, even when that waiter

@@ -1,6 +1,6 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import type * as Aggregate from "../Aggregate.js"
+import * as Aggregate from "../Aggregate.js"
 import * as EventStore from "../EventStore.js"
 import type { StreamId } from "../StreamId.js"
 import * as FastDecode from "./fastDecode.js"
@@ -11,8 +11,8 @@ export interface Codec<Event> {
     streamId: StreamId,
     event: Event,
     metadata: EventStore.EventMetadata | undefined
-  ) => Either.Either<EventStore.EventData, EventStore.EventEncodeError>
-  readonly decode: (event: EventStore.RecordedEvent) => Either.Either<Event, EventStore.EventDecodeError>
+  ) => Either.Either<EventStore.EventData, Aggregate.EventEncodeError>
+  readonly decode: (event: EventStore.RecordedEvent) => Either.Either<Event, Aggregate.EventDecodeError>
 }
 
 const cache = new WeakMap<object, Codec<unknown>>()
@@ -37,7 +37,7 @@ export const codec = <State, Command, Event, E>(
       const encoded = encode(event)
       if (Either.isLeft(encoded)) {
         return Either.left(
-          new EventStore.EventEncodeError({
+          new Aggregate.EventEncodeError({
             streamId,
             type: typeOf(event),
             cause: encoded.left
@@ -51,7 +51,7 @@ export const codec = <State, Command, Event, E>(
       const data = recorded.data
       if (typeof data !== "object" || data === null || Array.isArray(data)) {
         return Either.left(
-          new EventStore.EventDecodeError({
+          new Aggregate.EventDecodeError({
             streamId: recorded.streamId,
             version: recorded.version,
             type: recorded.type,
@@ -65,7 +65,7 @@ export const codec = <State, Command, Event, E>(
       }
       const decoded = decode(FastDecode.withTag(data, recorded.type))
       return Either.isRight(decoded) ? Either.right(decoded.right) : Either.left(
-        new EventStore.EventDecodeError({
+        new Aggregate.EventDecodeError({
           streamId: recorded.streamId,
           version: recorded.version,
           type: recorded.type,
@@ -84,11 +84,11 @@ export const encodeAll = <Event>(
     streamId: StreamId,
     event: Event,
     metadata: EventStore.EventMetadata | undefined
-  ) => Either.Either<EventStore.EventData, EventStore.EventEncodeError>,
+  ) => Either.Either<EventStore.EventData, Aggregate.EventEncodeError>,
   streamId: StreamId,
   events: ReadonlyArray<Event>,
   metadata: EventStore.EventMetadata | undefined
-): Either.Either<ReadonlyArray<EventStore.EventData>, EventStore.EventEncodeError> => {
+): Either.Either<ReadonlyArray<EventStore.EventData>, Aggregate.EventEncodeError> => {
   const out: Array<EventStore.EventData> = []
   for (const event of events) {
     const encoded = encode(streamId, event, metadata)

@@ -21,19 +21,33 @@ const fnv1a = (text: string): string => {
 /** @internal */
 export const fingerprint = (schema: Schema.Schema.AnyNoContext): string => fnv1a(String(schema.ast))
 
-/** @internal */
+/**
+ * @internal
+ * The snapshot policy of one aggregate, in one place: which snapshot to trust (`load`), when to take one (`due`)
+ * and how (`save`). The repository asks `due` after every load and every append it makes, with the version of the
+ * latest snapshot it knows of.
+ */
 export interface Snapshotting<State> {
-  /** A trusted snapshot: fingerprint equal and state decoded; anything else is `None`. */
+  /** Whether the aggregate snapshots at all (`state` Schema and `snapshotEvery` > 0). */
+  readonly enabled: boolean
+  /** A trusted snapshot: fingerprint equal and state decoded; anything else is `None`. Never fails. */
   readonly load: (
     streamId: StreamId
   ) => Effect.Effect<Option.Option<{ readonly state: State; readonly version: number; readonly takenAt: DateTime.Utc }>>
-  /** Saves a snapshot in the background when `version` is `every` or more events past `since`; never fails. */
-  readonly maybeSave: (streamId: StreamId, state: State, version: number, since: number) => Effect.Effect<void>
+  /**
+   * The policy: a state at `version` is saved when it is `snapshotEvery` or more events past `last`, the version of
+   * the latest snapshot of the stream (0: none).
+   */
+  readonly due: (version: number, last: number) => boolean
+  /** Saves a snapshot in the background (when a `SnapshotStore` is provided); never fails. */
+  readonly save: (streamId: StreamId, state: State, version: number) => Effect.Effect<void>
 }
 
 const disabled: Snapshotting<never> = {
+  enabled: false,
   load: () => Effect.succeedNone,
-  maybeSave: () => Effect.void
+  due: () => false,
+  save: () => Effect.void
 }
 
 /** @internal */
@@ -48,6 +62,7 @@ export const make = <State, Command, Event, E>(
   const encode = Schema.encodeEither(schema)
 
   return {
+    enabled: true,
     load: (streamId) =>
       Effect.flatMap(Effect.serviceOption(SnapshotStore.SnapshotStore), (service) => {
         if (Option.isNone(service)) return Effect.succeedNone
@@ -72,9 +87,9 @@ export const make = <State, Command, Event, E>(
           )
         )
       }),
-    maybeSave: (streamId, state, version, since) => {
-      if (version - since < every) return Effect.void
-      return Effect.flatMap(Effect.serviceOption(SnapshotStore.SnapshotStore), (service) => {
+    due: (version, last) => version - last >= every,
+    save: (streamId, state, version) =>
+      Effect.flatMap(Effect.serviceOption(SnapshotStore.SnapshotStore), (service) => {
         if (Option.isNone(service)) return Effect.void
         const save = Effect.flatMap(
           encode(state),
@@ -96,6 +111,5 @@ export const make = <State, Command, Event, E>(
         )
         return Effect.asVoid(Effect.forkDaemon(save))
       })
-    }
   }
 }
