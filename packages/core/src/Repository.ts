@@ -4,13 +4,22 @@
  *
  * @example
  * ```ts
- * import { Repository } from "@effect-eventsourcing/core"
- * import { Effect } from "effect"
- * import { Account } from "./Account.js"
+ * import { Aggregate, Repository } from "@effect-eventsourcing/core"
+ * import { Effect, Either, Schema } from "effect"
+ *
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Int }) {}
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Deposited,
+ *   initialState: { balance: 0 },
+ *   decide: (command: { readonly amount: number }) => Either.right([new Deposited({ amount: command.amount })]),
+ *   evolve: (state, event) => ({ balance: state.balance + event.amount })
+ * })
  *
  * const accounts = Repository.make(Account)
  * const program = Effect.gen(function*() {
  *   const { state, version } = yield* accounts.load("42")
+ *   return { balance: state.balance, version }
  * })
  * ```
  *
@@ -135,6 +144,41 @@ export interface Repository<State, Command, Event, E> {
 }
 
 /**
+ * @example
+ * ```ts
+ * import { Aggregate, CommandHandler, InMemoryEventStore, Repository } from "@effect-eventsourcing/core"
+ * import { Effect, Either, Option, Schema } from "effect"
+ *
+ * class Incremented extends Schema.TaggedClass<Incremented>()("Incremented", { by: Schema.Int }) {}
+ * class Increment extends Schema.TaggedClass<Increment>()("Increment", { by: Schema.Int }) {}
+ * class TooLarge extends Schema.TaggedError<TooLarge>()("TooLarge", { max: Schema.Int }) {}
+ *
+ * const Counter = Aggregate.make({
+ *   name: "counter", // streams are "counter-<id>"
+ *   events: Incremented,
+ *   commands: Increment,
+ *   initialState: 0,
+ *   decide: (command, state) =>
+ *     state + command.by > 100
+ *       ? Either.left(new TooLarge({ max: 100 }))
+ *       : Either.right([new Incremented({ by: command.by })]),
+ *   evolve: (state, event) => state + event.by
+ * })
+ *
+ * const counters = Repository.make(Counter)
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* CommandHandler.make(Counter)("a", new Increment({ by: 5 }))
+ *   const loaded = yield* counters.load("a") // fails with AggregateNotFound when the stream is empty
+ *   const missing = yield* counters.loadOption("b")
+ *   return { state: loaded.state, version: loaded.version, missing: Option.isNone(missing) }
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(InMemoryEventStore.layer))).then((result) =>
+ *   assert.deepStrictEqual(result, { state: 5, version: 1, missing: true })
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
