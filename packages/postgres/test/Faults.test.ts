@@ -6,7 +6,7 @@ import { CheckpointStore, EventStore, Projection, StreamId, Subscription } from 
 import { PostgresCheckpointStore, PostgresEventStore } from "@effect-eventsourcing/postgres"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Chunk, Duration, Effect, Exit, Fiber, Layer, Redacted, Ref, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Redacted, Ref, Stream } from "effect"
 import * as FaultProxy from "./faults/proxy.js"
 import { freshDatabase } from "./utils.js"
 
