@@ -45,6 +45,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as schemaSql from "./internal/schema.js"
+import { reserveSafely, transaction } from "./internal/transaction.js"
 
 /**
  * `schema`: where the `checkpoints` table lives (default `event_store`, the event store's schema). The table is
@@ -105,7 +106,7 @@ export const make = (
 
     const acquire = (name: string) =>
       Effect.gen(function*() {
-        const conn = yield* sql.reserve
+        const conn = yield* reserveSafely(sql)
         const key = `${qualified}:${name}`
         // unlock unconditionally: an interrupted wait may still have obtained the lock on this connection
         yield* Effect.addFinalizer(() =>
@@ -170,7 +171,7 @@ export const make = (
             Effect.suspend(() => {
               depth++
               pending = undefined
-              return sql.withTransaction(self).pipe(
+              return transaction(sql, self).pipe(
                 Effect.tap(() => {
                   if (pending !== undefined) expected = pending.value
                 }),
@@ -181,7 +182,8 @@ export const make = (
                 Effect.catchAll((error): Effect.Effect<never, E | CheckpointStore.CheckpointStoreError> =>
                   isSqlError(error) ? Effect.fail(toStoreError("transaction")(error)) : Effect.fail(error as E)
                 ),
-                // a failed COMMIT is a defect in @effect/sql: its outcome is unknown, report it as a store error
+                // a defect of the handler's own nested `sql.withTransaction` (@effect/sql turns a failed ROLLBACK
+                // into one) is a store error too
                 Effect.catchAllDefect((defect) =>
                   isSqlError(defect)
                     ? Effect.fail(toStoreError("commit")(defect))
