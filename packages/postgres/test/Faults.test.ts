@@ -5,8 +5,10 @@
 import { CheckpointStore, EventStore, Projection, StreamId, Subscription } from "@effect-eventsourcing/core"
 import { PostgresCheckpointStore, PostgresEventStore } from "@effect-eventsourcing/postgres"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Fiber, Layer, Redacted, Ref, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Queue, Redacted, Ref, Schedule, Stream } from "effect"
+import { startEmbedded } from "./embeddedServer.js"
 import * as FaultProxy from "./faults/proxy.js"
 import { freshDatabase } from "./utils.js"
 
@@ -189,5 +191,62 @@ describe("subscriptions ride out database outages", () => {
         }).pipe(Effect.provide(throughProxy(proxy)))
       }).pipe(Effect.scoped),
     90_000
+  )
+})
+
+describe("a restart of the server", () => {
+  it.live(
+    "LISTEN comes back after an immediate restart: a write is delivered within seconds, not at the next poll",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* Effect.acquireRelease(
+          Effect.promise(() => startEmbedded()),
+          (server) => Effect.promise(() => server.destroy())
+        )
+        const url = Redacted.make(server.url)
+        // reader and writer are two stores on two pools (two "processes"): only LISTEN/NOTIFY connects them
+        const storeOn = (applicationName: string, options: PostgresEventStore.Options = {}) =>
+          Layer.build(
+            PostgresEventStore.layer(options).pipe(
+              Layer.provide(PgClient.layer({ url, applicationName, connectTimeout: Duration.seconds(2) })),
+              Layer.orDie
+            )
+          )
+        const reader = Context.get(
+          yield* storeOn("restart-reader", { pollInterval: "60 seconds" }),
+          EventStore.EventStore
+        )
+        const writer = Context.get(yield* storeOn("restart-writer"), EventStore.EventStore)
+        const delivered = yield* Queue.unbounded<number>()
+        yield* reader.subscribe().pipe(
+          Stream.runForEach((event) => Queue.offer(delivered, event.position)),
+          Effect.forkScoped
+        )
+        const append = (id: string) =>
+          writer.append(s(id), [ev(1)], { _tag: "Any" }).pipe(
+            Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("20 seconds")))
+          )
+        // the reader's LISTEN is up (the subscriber forks it at start)
+        const admin = yield* Layer.build(PgClient.layer({ url, maxConnections: 1 }).pipe(Layer.orDie))
+        const listening = Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) =>
+            sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+              where application_name = 'restart-reader' and query like 'LISTEN%'`
+        ).pipe(Effect.provide(admin), Effect.map((rows) => rows[0]!.n === 1))
+        yield* Effect.repeat(listening, { until: (up) => up, schedule: Schedule.spaced("50 millis") }).pipe(
+          Effect.timeout("10 seconds")
+        )
+        const first = yield* append("restart-1")
+        assert.strictEqual(yield* Queue.take(delivered).pipe(Effect.timeout("10 seconds")), first.position)
+
+        yield* Effect.promise(() => server.stop())
+        yield* Effect.promise(() => server.start())
+        // the writer's own pool comes back; the reader polls only every 60 s: only LISTEN can deliver this soon
+        const second = yield* append("restart-2")
+        const took = yield* Queue.take(delivered).pipe(Effect.timed, Effect.timeout("8 seconds"))
+        assert.strictEqual(took[1], second.position)
+      }).pipe(Effect.scoped),
+    60_000
   )
 })

@@ -68,7 +68,8 @@ export const startEmbedded = async (): Promise<EmbeddedServer> => {
     user: "postgres",
     password: "postgres",
     port,
-    persistent: false,
+    // `persistent: false` would make `stop()` delete the data directory (no restart possible): `destroy` removes it
+    persistent: true,
     createPostgresUser: asRoot,
     postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
     onLog: () => {},
