@@ -2,12 +2,36 @@
  * Fault injection: the store talks to PostgreSQL through a loopback TCP proxy (test/faults/proxy.ts) that can cut
  * every connection, stall traffic and add latency. Every test is bounded in time; the proxy closes with its Scope.
  */
-import { CheckpointStore, EventStore, Projection, StreamId, Subscription } from "@effect-eventsourcing/core"
-import { PostgresCheckpointStore, PostgresEventStore } from "@effect-eventsourcing/postgres"
+import {
+  CheckpointStore,
+  EventStore,
+  Projection,
+  SnapshotStore,
+  StreamId,
+  Subscription
+} from "@effect-eventsourcing/core"
+import { PostgresCheckpointStore, PostgresEventStore, PostgresSnapshotStore } from "@effect-eventsourcing/postgres"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Queue, Redacted, Ref, Schedule, Stream } from "effect"
+import {
+  Cause,
+  Context,
+  DateTime,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Queue,
+  Redacted,
+  Ref,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
 import { startEmbedded } from "./embeddedServer.js"
 import * as FaultProxy from "./faults/proxy.js"
 import { freshDatabase } from "./utils.js"
@@ -20,16 +44,19 @@ const ev = (amount: number): EventStore.EventData => ({ type: "Deposited", data:
 /** The store (and checkpoint store) on a pool that connects through `proxy`. */
 const throughProxy = (proxy: FaultProxy.FaultProxy, options: { readonly maxConnections?: number } = {}) =>
   Layer.unwrapEffect(
-    Effect.map(Database.url, (url) =>
-      Layer.mergeAll(PostgresEventStore.layer(), PostgresCheckpointStore.layer()).pipe(
-        Layer.provideMerge(
-          PgClient.layer({
-            url: Redacted.make(proxy.rewrite(url)),
-            maxConnections: options.maxConnections ?? 4,
-            connectTimeout: Duration.seconds(2)
-          })
+    Effect.map(
+      Database.url,
+      (url) =>
+        Layer.mergeAll(PostgresEventStore.layer(), PostgresCheckpointStore.layer(), PostgresSnapshotStore.layer()).pipe(
+          Layer.provideMerge(
+            PgClient.layer({
+              url: Redacted.make(proxy.rewrite(url)),
+              maxConnections: options.maxConnections ?? 4,
+              connectTimeout: Duration.seconds(2)
+            })
+          )
         )
-      ))
+    )
   ).pipe(Layer.orDie)
 
 /** A store straight on the database (no proxy): the writer that is never cut. */
@@ -105,6 +132,129 @@ describe("no store method lets a lost connection escape as a defect", () => {
     }).pipe(Effect.scoped))
 
   it.live(
+    "every method of the three stores fails with a typed error (or succeeds), never a defect or a hang, when cut in flight",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* Database.url
+        const proxy = yield* FaultProxy.make(url)
+        yield* Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const checkpoints = yield* CheckpointStore.CheckpointStore
+          const snapshots = yield* SnapshotStore.SnapshotStore
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`create table if not exists faults_handled (name text, position bigint)`
+          yield* store.append(s("every-1"), [ev(1), ev(2)], { _tag: "Any" })
+          const snapshot: SnapshotStore.Snapshot = {
+            streamId: s("every-1"),
+            version: 2,
+            fingerprint: "f",
+            state: { total: 3 },
+            takenAt: DateTime.unsafeMake(1_700_000_000_000)
+          }
+          yield* snapshots.save(snapshot)
+          // a pool of live connections before each case (the previous cut killed them all)
+          const warm = Effect.all(
+            Array.from({ length: 4 }, () =>
+              store.streamVersion(s("every-1")).pipe(
+                Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds")))
+              )),
+            { concurrency: 4, discard: true }
+          )
+          const lease = (name: string) =>
+            checkpoints.acquire(name).pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("10 seconds"))))
+          // each round trip takes 2 × 150 ms: a cut at 225 + k × 300 ms hits the (k+1)-th statement in flight
+          const cutAt = (k: number) => 225 + k * 300
+          const cases: ReadonlyArray<
+            readonly [string, Effect.Effect<unknown, unknown, Scope.Scope>, ReadonlyArray<number>]
+          > = [
+            ["append", store.append(s("every-2"), [ev(1)], { _tag: "Any" }), [0]],
+            [
+              "appendMany",
+              store.appendMany([
+                { streamId: s("every-3"), events: [ev(1)], expected: { _tag: "Any" } },
+                { streamId: s("every-4"), events: [ev(1)], expected: { _tag: "Any" } }
+              ]),
+              [0]
+            ],
+            ["read", Stream.runCollect(store.read(s("every-1"))), [0]],
+            ["streamVersion", store.streamVersion(s("every-1")), [0]],
+            ["readAll", Stream.runCollect(store.readAll()), [0, 1]],
+            // BEGIN, set local, the page, COMMIT
+            ["readAll with a filter", Stream.runCollect(store.readAll({ filter: { types: ["Deposited"] } })), [
+              0,
+              1,
+              2,
+              3
+            ]],
+            ["subscribe", Stream.runCollect(Stream.take(store.subscribe(), 2)), [0]],
+            [
+              "subscribe with a filter",
+              Stream.runCollect(Stream.take(store.subscribe({ filter: { categories: ["acc"] } }), 2)),
+              [0, 1, 2, 3]
+            ],
+            // BEGIN, delete, COMMIT
+            ["delete", store.delete(s("every-4")), [0, 1, 2]],
+            ["lock", store.lock(s("every-1")), [0]],
+            ["checkpoint save", checkpoints.save("every", 1), [0]],
+            ["checkpoint load", checkpoints.load("every"), [0]],
+            // reserve (+ connect), lock, upsert
+            ["checkpoint acquire", checkpoints.acquire("every"), [0, 1, 2]],
+            [
+              "lease.save",
+              Effect.flatMap(lease("every-lease"), (l) => l.save(2)),
+              [0]
+            ],
+            [
+              // BEGIN, the handler's insert, the fenced update, COMMIT
+              "lease.transaction",
+              Effect.flatMap(
+                lease("every-tx"),
+                (l) => l.transaction(Effect.zipRight(sql`insert into faults_handled values ('every-tx', 1)`, l.save(1)))
+              ),
+              [0, 1, 2, 3]
+            ],
+            ["snapshot save", snapshots.save({ ...snapshot, version: 3 }), [0]],
+            ["snapshot load", snapshots.load(s("every-1")), [0]],
+            ["snapshot delete", snapshots.delete(s("every-1")), [0]]
+          ]
+          for (const [label, run, steps] of cases) {
+            for (const step of steps) {
+              yield* warm
+              // the lease cases acquire their lease before the latency (only the measured call is slow)
+              const fiber = yield* Effect.gen(function*() {
+                const scope = yield* Effect.scope
+                return yield* Effect.forkIn(
+                  Effect.zipRight(
+                    proxy.latency(150),
+                    run.pipe(
+                      Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "hang" as const }),
+                      Effect.scoped
+                    )
+                  ),
+                  scope
+                )
+              })
+              yield* Effect.sleep(cutAt(step))
+              const cut = yield* proxy.cut
+              yield* proxy.latency(0)
+              const exit = yield* Fiber.await(fiber)
+              const what = `${label} (cut at ${cutAt(step)} ms)`
+              assert.isAbove(cut, 0, `${what}: nothing to cut`)
+              assert.isTrue(
+                isDefectFree(exit) &&
+                  !(Exit.isFailure(exit) && Option.contains(Cause.failureOption(exit.cause), "hang")),
+                `${what}: expected success or a typed failure, got ${
+                  Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
+                }`
+              )
+            }
+          }
+        }).pipe(Effect.provide(throughProxy(proxy)))
+      }).pipe(Effect.scoped),
+    180_000
+  )
+
+  it.live(
     "a filtered subscription survives a cut connection and delivers what is written after",
     () =>
       Effect.gen(function*() {
@@ -151,46 +301,84 @@ describe("no store method lets a lost connection escape as a defect", () => {
 
 describe("subscriptions ride out database outages", () => {
   it.live(
-    "an outage much longer than the retry schedule: the subscription resumes and delivers everything once",
+    "a 60 s outage with writes during and after: every subscription resumes on its own and delivers everything, once",
     () =>
       Effect.gen(function*() {
         const url = yield* Database.url
         const proxy = yield* FaultProxy.make(url)
-        const seen = yield* Ref.make<ReadonlyArray<number>>([])
-        const projection = Projection.make({
-          name: "faults-outage",
-          handle: (event) => Ref.update(seen, (xs) => [...xs, event.position])
-        })
         const writer = yield* Layer.build(direct)
         const append = (id: string) =>
           Effect.flatMap(
             EventStore.EventStore,
-            (store) => store.append(StreamId.unsafeMake("outage", id), [ev(1)], { _tag: "Any" })
+            (store) => store.append(StreamId.unsafeMake("outage", id), [ev(1), ev(2)], { _tag: "Any" })
           ).pipe(Effect.provide(writer))
+        const recorder = (name: string) =>
+          Effect.map(Ref.make<ReadonlyArray<number>>([]), (seen) => ({
+            seen,
+            projection: Projection.make({ name, handle: (event) => Ref.update(seen, (xs) => [...xs, event.position]) })
+          }))
+        const filtered = yield* recorder("outage-filtered")
+        const everything = yield* recorder("outage-all")
+        // exactly-once: the handler's row commits with the checkpoint (the lease's transaction)
+        const exactlyOnce = Projection.make({
+          name: "outage-exactly-once",
+          handle: (event) =>
+            Effect.flatMap(
+              SqlClient.SqlClient,
+              (sql) => sql`insert into outage_handled (position) values (${event.position})`
+            )
+        })
         yield* Effect.gen(function*() {
-          const checkpoints = yield* CheckpointStore.CheckpointStore
-          const subscription = yield* Subscription.forkScoped(projection, {
-            filter: { categories: ["outage"] },
-            checkpoints
-          })
-          const first = yield* append("o-1")
-          yield* subscription.awaitPosition(first.position).pipe(Effect.timeout("10 seconds"))
-          // the database becomes unreachable for the subscription's process (every connection cut, new ones reset)
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`create table outage_handled (position bigint not null)`
+          const subscriptions = [
+            yield* Subscription.forkScoped(filtered.projection, { filter: { categories: ["outage"] } }),
+            yield* Subscription.forkScoped(everything.projection),
+            yield* Subscription.forkScoped(exactlyOnce, { filter: { categories: ["outage"] }, batchSize: 1 })
+          ]
+          const awaitAll = (position: number) =>
+            Effect.forEach(subscriptions, (sub) => sub.awaitPosition(position), { discard: true })
+          const first = yield* append("before")
+          yield* awaitAll(first.position).pipe(Effect.timeout("15 seconds"))
+
+          // the database becomes unreachable for the subscribers' process for 60 s: every connection cut, new ones
+          // reset; the writer (another process) keeps writing
           yield* proxy.refuse(true)
           yield* proxy.cut
-          const during: Array<number> = []
-          for (let i = 0; i < 8; i++) {
-            yield* Effect.sleep("1 second")
-            during.push((yield* append(`o-during-${i}`)).position)
+          const started = Date.now()
+          for (let i = 0; Date.now() - started < 60_000; i++) {
+            yield* Effect.sleep("5 seconds")
+            yield* append(`during-${i}`)
             yield* proxy.cut
+            const states = yield* Effect.forEach(subscriptions, (sub) => sub.status)
+            assert.isFalse(states.some((status) => status.state === "stopped"), "no subscription stops")
           }
           yield* proxy.refuse(false)
-          const last = yield* append("o-last")
-          yield* subscription.awaitPosition(last.position).pipe(Effect.timeout("30 seconds"))
-          assert.deepStrictEqual(yield* Ref.get(seen), [first.position, ...during, last.position])
-        }).pipe(Effect.provide(throughProxy(proxy)))
+          for (let i = 0; i < 3; i++) yield* append(`after-${i}`)
+          const last = yield* append("last")
+          yield* awaitAll(last.position).pipe(Effect.timeout("30 seconds"))
+
+          const log = yield* Effect.flatMap(EventStore.EventStore, (store) => Stream.runCollect(store.readAll())).pipe(
+            Effect.provide(writer)
+          )
+          const all = [...log].map((event) => event.position)
+          const outage = [...log].filter((event) => event.streamId.startsWith("outage-")).map((e) => e.position)
+          assert.deepStrictEqual(yield* Ref.get(everything.seen), all)
+          assert.deepStrictEqual(yield* Ref.get(filtered.seen), outage)
+          const handled = yield* sql<{ position: string }>`select position from outage_handled order by position`
+          assert.deepStrictEqual(handled.map((row) => Number(row.position)), outage)
+          for (const sub of subscriptions) {
+            const status = yield* sub.status
+            assert.strictEqual(status.state, "running", sub.name)
+            assert.isAbove(status.retries, 0, sub.name)
+            const counted = yield* Metric.value(
+              Metric.tagged(Subscription.infrastructureRetries, "subscription", sub.name)
+            )
+            assert.strictEqual(counted.count, status.retries, sub.name)
+          }
+        }).pipe(Effect.provide(throughProxy(proxy, { maxConnections: 8 })))
       }).pipe(Effect.scoped),
-    90_000
+    150_000
   )
 })
 

@@ -129,6 +129,7 @@ export const make = (options: {
       yield* Effect.tryPromise(() => client.query(`LISTEN ${Pg.escapeIdentifier(channel)}`))
       // events may have been committed while nobody listened: subscribers poll now
       yield* wake
+      failedAttempts = 0
       const watchdog = Effect.gen(function*() {
         yield* Effect.sleep(watchdogInterval)
         pong = Deferred.unsafeMake<void>(FiberId.none)
@@ -140,12 +141,14 @@ export const make = (options: {
       yield* Effect.raceFirst(Deferred.await(lost), watchdog)
     }).pipe(Effect.scoped)
 
+    // sessions that ended before LISTEN was up, in a row: the pause before the next one doubles (200 ms to 5 s)
+    let failedAttempts = 0
     const listener = session.pipe(
       Effect.catchAllCause(() => Effect.void),
       // events may have been committed while nobody listened: subscribers poll now (and after the next session's
       // LISTEN again); a new session shortly (the server may be starting up)
       Effect.zipRight(wake),
-      Effect.zipRight(Effect.sleep("200 millis")),
+      Effect.zipRight(Effect.suspend(() => Effect.sleep(Math.min(5_000, 200 * 2 ** Math.min(failedAttempts++, 5))))),
       Effect.forever,
       Effect.interruptible
     )
