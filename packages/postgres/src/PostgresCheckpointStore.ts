@@ -3,7 +3,8 @@
  * schema, leases held with a session advisory lock on a reserved connection, and checkpoint writes that join the
  * current `SqlClient` transaction.
  *
- * - **Exactly-once**: a subscription runs each batch in `lease.transaction` (`sql.withTransaction`); a handler that
+ * - **Exactly-once**: a subscription runs each batch in `lease.transaction` (one transaction on a pooled connection;
+ *   a nested `sql.withTransaction` becomes a savepoint); a handler that
  *   writes through the same `SqlClient` (the same pool: provide one PgClient layer to both) commits its writes
  *   together with the checkpoint, so a crash anywhere (the process, the connection, the backend) never applies an
  *   event twice nor loses one. Side effects outside that database (HTTP calls, brokers) stay at-least-once.
@@ -13,6 +14,8 @@
  *   and position is not distinct from $last`, and take the row lock. A consumer that lost its lease (or whose last
  *   commit had an unknown outcome) fails with `LeaseLost` and its transaction rolls back; a consumer taking over waits
  *   for an in-flight batch of the previous holder to commit or roll back before reading the checkpoint.
+ * - **Failures** of the connection (including a COMMIT without an answer) are `CheckpointStoreError`s, never defects;
+ *   a wait for a connection can be interrupted without stranding it.
  *
  * @example
  * ```ts
