@@ -10,9 +10,15 @@
  * - **One active consumer per name**: the subscription holds the name's lease (a Postgres advisory lock across
  *   processes); another consumer of the same name waits and takes over when the holder dies or stops. Checkpoint
  *   writes are fenced, so a consumer that lost its lease cannot commit anything.
- * - **Failures**: a typed handler error (or a store error) is retried by the `retry` Schedule, with the batch rolled
- *   back where the store has transactions; when the Schedule gives up the subscription stops with that error. An
- *   event is never skipped.
+ * - **Failures of the handler** (its typed error, from `handle`, `handleBatch` or `onReset`) are retried by the
+ *   `retry` Schedule, with the batch rolled back where the store has transactions; when the Schedule gives up the
+ *   subscription stops with that error. An event is never skipped.
+ * - **Failures of the infrastructure** (the event store's reads, the checkpoint store's lease, saves and commits:
+ *   `EventStoreError`, `CheckpointStoreError`) never stop it: the subscription starts over from its checkpoint (taking
+ *   the lease again) for as long as it runs, with a capped exponential backoff (100 ms doubling up to 5 s,
+ *   jittered). An outage is logged once when it starts and once when it ends (warning level), every retry is
+ *   counted in {@link infrastructureRetries} (tagged with the subscription's name), and the handle's `status`
+ *   shows it.
  * - **Rebuild**: {@link Subscription.reset} (or `CheckpointStore.reset` while it is stopped) moves the checkpoint back
  *   and the projection replays, while writers keep appending.
  *
@@ -34,13 +40,16 @@
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -75,15 +84,17 @@ export interface Options<E> {
   /** At most this many events are handled per checkpoint (and per transaction); default 100. */
   readonly batchSize?: number
   /**
-   * Retries a failed batch (handler error or store error); when it gives up the subscription stops with the error.
-   * Default: exponential from 100 ms, 5 retries.
+   * Retries a batch whose handler failed (its own error `E`); when it gives up the subscription stops with the
+   * error. Failures of the event store or the checkpoint store do not reach it: they are retried for as long as the
+   * subscription runs (see the module docs). Default: exponential from 100 ms, 5 retries.
    */
   readonly retry?: Schedule.Schedule<unknown, Error<E>>
 }
 
 /**
- * The failures that stop a subscription: the handler's own `E`, or a failure of the event store or the checkpoint
- * store that the retry Schedule gave up on.
+ * The failures of a subscription: the handler's own `E` (which stops it once the retry Schedule gives up), or a
+ * failure of the event store or the checkpoint store (retried while it runs; it stops on one only when the store
+ * refuses its input, e.g. an invalid `from`).
  *
  * @since 0.2.0
  * @category models
@@ -99,6 +110,33 @@ export type Error<E> = E | EventStore.EventStoreError | CheckpointStore.Checkpoi
 export type Requirements<O> = O extends { readonly checkpoints: CheckpointStore.CheckpointStore.Service } ?
   EventStore.EventStore
   : EventStore.EventStore | CheckpointStore.CheckpointStore
+
+/**
+ * Where a subscription is: `"running"` (it holds its lease and consumes), `"retrying"` (an infrastructure failure:
+ * it starts over after a backoff), or `"stopped"` (for good: `join` tells why). `retries` counts the
+ * infrastructure retries since it started and `lastError` is the last failure seen (infrastructure, or the one
+ * that stopped it).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Status<E> {
+  readonly state: "running" | "retrying" | "stopped"
+  readonly retries: number
+  readonly lastError: Option.Option<Error<E>>
+}
+
+/**
+ * Counts the infrastructure retries of subscriptions (a failure of the event store or the checkpoint store after
+ * which the subscription starts over), tagged `subscription` with the subscription's name.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const infrastructureRetries: Metric.Metric.Counter<number> = Metric.counter(
+  "effect_eventsourcing_subscription_infrastructure_retries_total",
+  { description: "infrastructure failures after which a subscription started over", incremental: true }
+)
 
 /**
  * A running subscription.
@@ -124,6 +162,8 @@ export interface Subscription<E> {
   readonly reset: (position?: number) => Effect.Effect<void, Error<E> | EventStore.InvalidArgument>
   /** Waits for the subscription to stop, and fails with the reason (it never stops on its own otherwise). */
   readonly join: Effect.Effect<never, Error<E>>
+  /** Where the subscription is now (see {@link Status}). */
+  readonly status: Effect.Effect<Status<E>>
 }
 
 // -------------------------------------------------------------------------------------
@@ -135,7 +175,21 @@ class Stop<E> {
   constructor(readonly error: E) {}
 }
 
+/** A failure of the projection's own code (as opposed to the stores'): only these follow the `retry` Schedule. */
+class HandlerFailed<E> {
+  constructor(readonly error: E) {}
+}
+
 const defaultRetry = Schedule.exponential("100 millis").pipe(Schedule.intersect(Schedule.recurs(5)))
+
+/** The longest pause between two infrastructure retries. */
+const maxBackoffMillis = 5_000
+
+/** Infrastructure retries: 100 ms doubling, capped at 5 s, jittered; never gives up. */
+const infrastructureBackoff = Schedule.exponential("100 millis").pipe(
+  Schedule.either(Schedule.spaced(maxBackoffMillis)),
+  Schedule.jittered
+)
 
 const isLeaseLost = (u: unknown): u is CheckpointStore.LeaseLost => u instanceof CheckpointStore.LeaseLost
 
@@ -193,27 +247,42 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const processed = yield* SubscriptionRef.make(0)
     const resets = yield* Queue.unbounded<ResetRequest<E>>()
     const stopped = yield* Deferred.make<never, Err>()
+    const status = yield* Ref.make<Status<E>>({ state: "running", retries: 0, lastError: Option.none() })
+    const retriesCounter = Metric.tagged(infrastructureRetries, "subscription", name)
+    // a batch committed since the session started: the infrastructure backoff starts again from its shortest pause
+    let progressed = false
 
     const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.RecordedEvent>) => {
       const last = Chunk.unsafeLast(batch).position
+      const handler = projection.handleBatch === undefined
+        ? Effect.forEach(batch, projection.handle, { discard: true })
+        : projection.handleBatch(Chunk.toReadonlyArray(batch))
       return lease.transaction(
         Effect.zipRight(
-          projection.handleBatch === undefined
-            ? Effect.forEach(batch, projection.handle, { discard: true })
-            : projection.handleBatch(Chunk.toReadonlyArray(batch)),
+          Effect.mapError(handler, (error) => new HandlerFailed(error)),
           orDieOnInvalid(lease.save(last))
         )
       ).pipe(
-        Effect.as(Option.none<CheckpointStore.LeaseLost>()),
-        Effect.catchAll((error) => isLeaseLost(error) ? Effect.succeed(Option.some(error)) : Effect.fail(error as Err)),
+        Effect.as(Option.none<CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError>()),
+        // only the handler's own failures go on to the retry Schedule (it is stepped with every error it sees);
+        // the stores' failures and a lost lease leave the batch: the session starts over from the checkpoint
+        Effect.catchAll((error) =>
+          error instanceof HandlerFailed
+            ? Effect.fail(error.error as E)
+            : Effect.succeed(Option.some(error as CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError))
+        ),
         Effect.tapError((error) =>
           Effect.logWarning("Subscription batch failed", error).pipe(
             Effect.annotateLogs({ subscription: name, position: Chunk.unsafeHead(batch).position })
           )
         ),
         Effect.retry(retry),
-        Effect.mapError((error) => new Stop(error)),
-        Effect.flatMap((lost) => Option.isSome(lost) ? Effect.fail(lost.value) : SubscriptionRef.set(processed, last)),
+        Effect.mapError((error) => new Stop<Err>(error)),
+        Effect.flatMap((failed) => {
+          if (Option.isSome(failed)) return Effect.fail(failed.value)
+          progressed = true
+          return SubscriptionRef.set(processed, last)
+        }),
         Effect.withSpan("Subscription.handle", {
           attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last }
         })
@@ -236,7 +305,9 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const applyReset = (lease: CheckpointStore.Lease, request: ResetRequest<E>, after: number) =>
       lease.transaction(
         Effect.zipRight(
-          projection.onReset === undefined ? Effect.void : projection.onReset(request.position ?? 0),
+          projection.onReset === undefined
+            ? Effect.void
+            : Effect.mapError(projection.onReset(request.position ?? 0), (error) => new HandlerFailed(error)),
           orDieOnInvalid(lease.reset(request.position))
         )
       ).pipe(
@@ -247,20 +318,36 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
             Deferred.failCause(
               request.done,
               Cause.map(exit.cause, (e): Err =>
-                isLeaseLost(e) ? new CheckpointStore.CheckpointStoreError({ method: "reset", cause: e }) : e)
+                e instanceof HandlerFailed
+                  ? e.error as E
+                  : isLeaseLost(e)
+                  ? new CheckpointStore.CheckpointStoreError({ method: "reset", cause: e })
+                  : e as Err)
             ),
             exit
           )
         ),
-        Effect.mapError((error) =>
-          isLeaseLost(error) ? error : new Stop(error)
-        )
+        // the projection's own failure stops the subscription; the stores' failures are retried (the caller of
+        // `reset` got the error)
+        Effect.mapError((error) => error instanceof HandlerFailed ? new Stop<Err>(error.error as E) : error)
       )
+
+    /** The lease is held again: an outage is over. */
+    const running = Effect.flatMap(
+      Ref.getAndUpdate(status, (current) => ({ ...current, state: "running" as const })),
+      (previous) =>
+        previous.state === "retrying"
+          ? Effect.logWarning("Subscription resumed").pipe(
+            Effect.annotateLogs({ subscription: name, retries: previous.retries })
+          )
+          : Effect.void
+    )
 
     /** Holds the lease and consumes, handling reset requests, until the lease is lost or something fails. */
     const session: Effect.Effect<never, Stop<Err> | CheckpointStore.LeaseLost | Err, R> = Effect
       .scoped(Effect.gen(function*() {
         const lease = yield* checkpoints.acquire(name)
+        yield* running
         let after = Option.getOrElse(lease.position, () => from - 1)
         yield* SubscriptionRef.set(processed, after)
         while (true) {
@@ -275,24 +362,59 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
         }
       }))
 
-    const loop: Effect.Effect<never, Err, R> = session.pipe(
-      // a store error outside a batch (reading, acquiring the lease): start over from the checkpoint
-      Effect.catchAll((error) =>
-        error instanceof Stop || isLeaseLost(error) ? Effect.succeed(error) : Effect.fail(error)
-      ),
-      Effect.retry(retry),
-      Effect.flatMap((outcome) =>
-        outcome instanceof Stop ? Effect.fail(outcome.error) : Effect.logDebug("Subscription lease lost").pipe(
-          Effect.annotateLogs({ subscription: name })
-        )
-      ),
-      Effect.forever,
+    /** An infrastructure failure: counted, shown in the status, logged when an outage starts. */
+    const retrying = (error: Err) =>
+      Effect.flatMap(
+        Ref.getAndUpdate(status, (current) => ({
+          state: "retrying" as const,
+          retries: current.retries + 1,
+          lastError: Option.some(error)
+        })),
+        (previous) =>
+          Effect.zipRight(
+            Metric.increment(retriesCounter),
+            previous.state === "retrying" ? Effect.void : Effect.logWarning(
+              "Subscription retrying after an infrastructure failure",
+              error
+            ).pipe(Effect.annotateLogs({ subscription: name }))
+          )
+      )
+
+    const loop: Effect.Effect<never, Err, R> = Effect.gen(function*() {
+      const backoff = yield* Schedule.driver(infrastructureBackoff)
+      while (true) {
+        progressed = false
+        const started = yield* Clock.currentTimeMillis
+        const error = yield* Effect.flip(session)
+        if (error instanceof Stop) return yield* Effect.fail(error.error)
+        if (isLeaseLost(error)) {
+          yield* Effect.logDebug("Subscription lease lost").pipe(Effect.annotateLogs({ subscription: name }))
+          continue
+        }
+        // a failure of the event store or the checkpoint store (reading, the lease, a commit): start over from the
+        // checkpoint for as long as the subscription runs; after progress, from the shortest pause again
+        if (progressed || (yield* Clock.currentTimeMillis) - started >= maxBackoffMillis) yield* backoff.reset
+        yield* retrying(error)
+        yield* Effect.orDie(backoff.next(error))
+      }
+    }).pipe(
       Effect.tapErrorCause((cause) =>
         Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError("Subscription stopped", cause).pipe(
           Effect.annotateLogs({ subscription: name })
         )
       ),
-      Effect.onExit((exit) => Exit.isFailure(exit) ? Deferred.failCause(stopped, exit.cause) : Effect.void)
+      Effect.onExit((exit) =>
+        Effect.zipRight(
+          Ref.update(status, (current) => ({
+            ...current,
+            state: "stopped" as const,
+            lastError: Exit.isFailure(exit)
+              ? Option.orElse(Cause.failureOption(exit.cause), () => current.lastError)
+              : current.lastError
+          })),
+          Exit.isFailure(exit) ? Deferred.failCause(stopped, exit.cause) : Effect.void
+        )
+      )
     )
 
     const fiber = yield* Effect.forkScoped(loop)
@@ -315,7 +437,8 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
               Effect.zipRight(Effect.raceFirst(Deferred.await(done), Deferred.await(stopped)))
             ))
         ),
-      join
+      join,
+      status: Ref.get(status)
     } satisfies Subscription<E>
   }) as Effect.Effect<Subscription<E>, never, Scope.Scope | R | Requirements<O>>
 

@@ -15,6 +15,7 @@ import {
   Exit,
   Fiber,
   Layer,
+  Metric,
   Option,
   Ref,
   Schedule,
@@ -165,6 +166,56 @@ describe("Subscription", () => {
       assert.deepStrictEqual(yield* Ref.get(seen), [1, 2, 3])
     }).pipe(Effect.provide(Stores)))
 
+  it.scoped("rides out infrastructure failures far beyond its retry Schedule: counted, in its status, never stopped", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
+      const memory = yield* CheckpointStore.makeMemory
+      // the checkpoint store is "unreachable" for 12 acquisitions, then the first 3 saves of a batch fail too
+      const failures = yield* Ref.make({ acquire: 12, save: 3 })
+      const down = (method: string) =>
+        new CheckpointStore.CheckpointStoreError({ method, cause: new Error("ECONNREFUSED") })
+      const checkpoints: CheckpointStore.CheckpointStore.Service = {
+        ...memory,
+        acquire: (name) =>
+          Effect.flatMap(
+            Ref.modify(failures, (f) => [f.acquire > 0, { ...f, acquire: f.acquire - 1 }]),
+            (fail) =>
+              fail ? Effect.fail(down("acquire")) : Effect.map(memory.acquire(name), (lease) => ({
+                ...lease,
+                save: (position: number) =>
+                  Effect.flatMap(
+                    Ref.modify(failures, (f) => [f.save > 0, { ...f, save: f.save - 1 }]),
+                    (fail) => fail ? Effect.fail(down("save")) : lease.save(position)
+                  )
+              }))
+          )
+      }
+      const { projection, seen } = yield* recorder("infra")
+      // a handler failure would stop it at once: only infrastructure failures may be retried here
+      const sub = yield* Subscription.forkScoped(projection, { checkpoints, retry: Schedule.recurs(0) })
+      yield* store.append(s("1"), [ev(1), ev(2)], ExpectedVersion.NoStream)
+      const waiting = yield* Effect.fork(sub.awaitPosition(2))
+      for (let i = 0; i < 120 && (yield* sub.processed) < 2; i++) {
+        yield* TestClock.adjust("1 second")
+        if (i === 5) {
+          const status = yield* sub.status
+          assert.strictEqual(status.state, "retrying")
+          assert.isAbove(status.retries, 3)
+          assert.isTrue(Option.isSome(status.lastError))
+        }
+      }
+      yield* Fiber.join(waiting)
+      const status = yield* sub.status
+      assert.strictEqual(status.state, "running")
+      assert.strictEqual(status.retries, 15)
+      const counted = yield* Metric.value(Metric.tagged(Subscription.infrastructureRetries, "subscription", "infra"))
+      assert.strictEqual(counted.count, 15)
+      // at-least-once with in-memory checkpoints: every event delivered, none skipped, in order
+      const positions = yield* Ref.get(seen)
+      assert.deepStrictEqual([...new Set(positions)], [1, 2])
+      assert.deepStrictEqual(yield* memory.load("infra"), Option.some(2))
+    }).pipe(Effect.provide(Stores)))
+
   it.scoped("stops with the typed handler error when the Schedule gives up", () =>
     Effect.gen(function*() {
       const store = yield* EventStore.EventStore
@@ -188,6 +239,10 @@ describe("Subscription", () => {
       assert.strictEqual(yield* sub.processed, 1)
       // waiting on a stopped subscription fails instead of hanging
       assert.strictEqual((yield* Effect.flip(sub.awaitPosition(3)))._tag, "Boom")
+      const status = yield* sub.status
+      assert.strictEqual(status.state, "stopped")
+      assert.strictEqual(status.retries, 0)
+      assert.strictEqual(Option.getOrThrow(status.lastError)._tag, "Boom")
       // and `run` reports the same error
       const again = yield* Effect.flip(Subscription.run(broken, { retry: Schedule.recurs(0) }))
       assert.strictEqual(again._tag, "Boom")

@@ -3,7 +3,8 @@
  * schema, leases held with a session advisory lock on a reserved connection, and checkpoint writes that join the
  * current `SqlClient` transaction.
  *
- * - **Exactly-once**: a subscription runs each batch in `lease.transaction` (`sql.withTransaction`); a handler that
+ * - **Exactly-once**: a subscription runs each batch in `lease.transaction` (one transaction on a pooled connection;
+ *   a nested `sql.withTransaction` becomes a savepoint); a handler that
  *   writes through the same `SqlClient` (the same pool: provide one PgClient layer to both) commits its writes
  *   together with the checkpoint, so a crash anywhere (the process, the connection, the backend) never applies an
  *   event twice nor loses one. Side effects outside that database (HTTP calls, brokers) stay at-least-once.
@@ -13,6 +14,8 @@
  *   and position is not distinct from $last`, and take the row lock. A consumer that lost its lease (or whose last
  *   commit had an unknown outcome) fails with `LeaseLost` and its transaction rolls back; a consumer taking over waits
  *   for an in-flight batch of the previous holder to commit or roll back before reading the checkpoint.
+ * - **Failures** of the connection (including a COMMIT without an answer) are `CheckpointStoreError`s, never defects;
+ *   a wait for a connection can be interrupted without stranding it.
  *
  * @example
  * ```ts
@@ -45,6 +48,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as schemaSql from "./internal/schema.js"
+import { reserveSafely, transaction } from "./internal/transaction.js"
 
 /**
  * `schema`: where the `checkpoints` table lives (default `event_store`, the event store's schema). The table is
@@ -105,7 +109,7 @@ export const make = (
 
     const acquire = (name: string) =>
       Effect.gen(function*() {
-        const conn = yield* sql.reserve
+        const conn = yield* reserveSafely(sql)
         const key = `${qualified}:${name}`
         // unlock unconditionally: an interrupted wait may still have obtained the lock on this connection
         yield* Effect.addFinalizer(() =>
@@ -170,7 +174,7 @@ export const make = (
             Effect.suspend(() => {
               depth++
               pending = undefined
-              return sql.withTransaction(self).pipe(
+              return transaction(sql, self).pipe(
                 Effect.tap(() => {
                   if (pending !== undefined) expected = pending.value
                 }),
@@ -181,7 +185,8 @@ export const make = (
                 Effect.catchAll((error): Effect.Effect<never, E | CheckpointStore.CheckpointStoreError> =>
                   isSqlError(error) ? Effect.fail(toStoreError("transaction")(error)) : Effect.fail(error as E)
                 ),
-                // a failed COMMIT is a defect in @effect/sql: its outcome is unknown, report it as a store error
+                // a defect of the handler's own nested `sql.withTransaction` (@effect/sql turns a failed ROLLBACK
+                // into one) is a store error too
                 Effect.catchAllDefect((defect) =>
                   isSqlError(defect)
                     ? Effect.fail(toStoreError("commit")(defect))

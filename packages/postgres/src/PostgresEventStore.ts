@@ -24,7 +24,8 @@
  *   anywhere on the server delays global readers (never writers) until it ends. Reads page through keysets
  *   (`pageSize` rows at a time, constant memory).
  * - **subscribe** catches up, then polls every `pollInterval` and is woken earlier by LISTEN/NOTIFY (a hint only).
- *   A watchdog pings the LISTEN connection every `watchdogInterval` and re-establishes it when it died.
+ *   LISTEN runs on a connection of its own (a `pg.Client` with the PgClient's settings), re-established as soon as
+ *   it errors or ends (a server restart); a watchdog also pings it every `watchdogInterval`.
  *   `notify`: `"afterCommit"` (default) sends one coalesced `pg_notify` after commits; `"inTransaction"` sends it
  *   inside every append's transaction (PostgreSQL then serialises the commits of notifying transactions, about 3x
  *   fewer appends per second under concurrency); `"off"` relies on polling and in-process wake-ups.

@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import type { Options } from "../PostgresEventStore.js"
 import { conflictCode } from "./migrations/0001_create_event_store.js"
 import { connectionFailure, detailOf, isUnansweredSqlError, isUniqueViolation, sqlState } from "./sqlErrors.js"
-import { outsideTransaction } from "./transaction.js"
+import { outsideTransaction, transaction } from "./transaction.js"
 
 interface StoredRow {
   readonly id: string
@@ -425,9 +425,10 @@ export const make = <R>(options: {
       const ownTransaction = !joined && inline.length > 0
       const run: Effect.Effect<Rows, SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown> =
         joined || ownTransaction
-          ? sql.withTransaction(Effect.tap(call, (rows) => runInline(method, prepared, rows))).pipe(
+          ? transaction(sql, Effect.tap(call, (rows) => runInline(method, prepared, rows))).pipe(
+            // a failed COMMIT is a SqlError failure of `transaction` (see `failed`); a defect here comes from user
+            // code (an inline projection, its own nested `sql.withTransaction`)
             Effect.catchAllDefect((defect) =>
-              // the COMMIT failed (@effect/sql turns that into a defect)
               Effect.fail(
                 isUnansweredSqlError(defect)
                   ? new EventStore.CommitOutcomeUnknown({ method, cause: defect })

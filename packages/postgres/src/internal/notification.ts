@@ -9,13 +9,14 @@ import * as StoreKit from "@effect-eventsourcing/core/StoreKit"
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Deferred from "effect/Deferred"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import * as Pg from "pg"
 import type { Options } from "../PostgresEventStore.js"
 import { outsideTransaction } from "./transaction.js"
 
@@ -33,6 +34,25 @@ export interface Notifier {
   /** starts the LISTEN fiber (once; later calls do nothing) */
   readonly startListener: Effect.Effect<void>
 }
+
+/**
+ * The connection settings of the LISTEN client, from the PgClient's configuration (the same ones its pool uses).
+ */
+const clientConfig = (config: PgClient.PgClientConfig): Pg.ClientConfig => ({
+  ...(config.url !== undefined ? { connectionString: Redacted.value(config.url) } : {}),
+  ...(config.host !== undefined ? { host: config.host } : {}),
+  ...(config.port !== undefined ? { port: config.port } : {}),
+  ...(config.database !== undefined ? { database: config.database } : {}),
+  ...(config.username !== undefined ? { user: config.username } : {}),
+  ...(config.password !== undefined ? { password: Redacted.value(config.password) } : {}),
+  ...(config.ssl !== undefined ? { ssl: config.ssl } : {}),
+  ...(config.stream !== undefined ? { stream: config.stream } : {}),
+  ...(config.types !== undefined ? { types: config.types } : {}),
+  ...(config.connectTimeout !== undefined
+    ? { connectionTimeoutMillis: Duration.toMillis(config.connectTimeout) }
+    : {}),
+  application_name: config.applicationName ?? "@effect/sql-pg"
+})
 
 /**
  * Builds the wake-ups of one store; its background fibers (the coalescing notifier of `"afterCommit"`, the LISTEN
@@ -73,14 +93,43 @@ export const make = (options: {
       }).pipe(Effect.forever, Effect.interruptible, Effect.forkIn(scope))
     }
 
-    const listener = Effect.gen(function*() {
-      const client = pg
+    /**
+     * One LISTEN session on a connection of its own: fails as soon as that connection errors or ends (a restart of
+     * the server, a terminated backend), or when the watchdog's ping does not come back (a silent network).
+     *
+     * The connection is a `pg.Client` of its own rather than `PgClient.listen`: the latter's connection swallows its
+     * errors (@effect/sql-pg 0.53), so a LISTEN lost with a restart was only noticed by the watchdog, up to two
+     * `watchdogInterval`s later, while delivery fell back to polling.
+     */
+    const session = Effect.gen(function*() {
       const ping = `ping:${globalThis.crypto.randomUUID()}`
       let pong = Deferred.unsafeMake<void>(FiberId.none)
-      const listen = Stream.runForEach(client.listen(channel), (payload) => {
-        if (payload === ping) return Deferred.succeed(pong, undefined)
-        return wake
-      })
+      const lost = yield* Deferred.make<void, unknown>()
+      const client = yield* Effect.acquireRelease(
+        Effect.tryPromise(async () => {
+          const client = new Pg.Client(clientConfig(pg.config))
+          // a failed connection attempt rejects `connect` (and may also emit "error"): never unhandled
+          client.on("error", (cause) => Deferred.unsafeDone(lost, Exit.fail(cause)))
+          client.on("end", () => Deferred.unsafeDone(lost, Exit.fail("LISTEN connection ended")))
+          client.on("notification", (message) => {
+            if (message.channel !== channel) return
+            if (message.payload === ping) Deferred.unsafeDone(pong, Exit.void)
+            else signal.wake()
+          })
+          try {
+            await client.connect()
+          } catch (cause) {
+            await client.end().catch(() => undefined)
+            throw cause
+          }
+          return client
+        }),
+        (client) => Effect.promise(() => client.end().catch(() => undefined)).pipe(Effect.timeoutOption(1000))
+      )
+      yield* Effect.tryPromise(() => client.query(`LISTEN ${Pg.escapeIdentifier(channel)}`))
+      // events may have been committed while nobody listened: subscribers poll now
+      yield* wake
+      failedAttempts = 0
       const watchdog = Effect.gen(function*() {
         yield* Effect.sleep(watchdogInterval)
         pong = Deferred.unsafeMake<void>(FiberId.none)
@@ -88,13 +137,18 @@ export const make = (options: {
         const answered = yield* Deferred.await(pong).pipe(Effect.timeout(watchdogInterval), Effect.option)
         if (Option.isNone(answered)) return yield* Effect.fail("LISTEN connection lost")
       }).pipe(Effect.forever)
-      // whatever ends first (the LISTEN stream failing, or the watchdog missing its ping) restarts both
-      yield* Effect.raceFirst(Effect.exit(listen), Effect.exit(watchdog))
-      // events may have been committed while nobody listened: subscribers poll now
-      yield* wake
-      yield* Effect.sleep("500 millis")
-    }).pipe(
-      Effect.catchAllCause(() => Effect.sleep("500 millis")),
+      // whatever ends first (the connection, or the watchdog missing its ping) starts a new session
+      yield* Effect.raceFirst(Deferred.await(lost), watchdog)
+    }).pipe(Effect.scoped)
+
+    // sessions that ended before LISTEN was up, in a row: the pause before the next one doubles (200 ms to 5 s)
+    let failedAttempts = 0
+    const listener = session.pipe(
+      Effect.catchAllCause(() => Effect.void),
+      // events may have been committed while nobody listened: subscribers poll now (and after the next session's
+      // LISTEN again); a new session shortly (the server may be starting up)
+      Effect.zipRight(wake),
+      Effect.zipRight(Effect.suspend(() => Effect.sleep(Math.min(5_000, 200 * 2 ** Math.min(failedAttempts++, 5))))),
       Effect.forever,
       Effect.interruptible
     )

@@ -19,6 +19,7 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import type { Signal } from "./notification.js"
 import { isConnectionLoss, storeError } from "./sqlErrors.js"
+import { transaction } from "./transaction.js"
 
 interface EventRow {
   /** `"<position> <version> <recorded at, epoch ms> <event id>"` (see `packed`) */
@@ -252,7 +253,7 @@ export const make = (options: {
       : Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (joined) =>
         Option.isSome(joined)
           ? query
-          : sql.withTransaction(Effect.zipRight(sql.unsafe("set local enable_bitmapscan = off"), query)))
+          : transaction(sql, Effect.zipRight(sql.unsafe("set local enable_bitmapscan = off"), query)))
     return Effect.map(run, (rows) => {
       const events: Array<EventStore.RecordedEvent> = []
       let blocked = false

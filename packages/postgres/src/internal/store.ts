@@ -18,6 +18,7 @@ import * as Notification from "./notification.js"
 import * as Reading from "./reading.js"
 import * as schemaSql from "./schema.js"
 import { storeError } from "./sqlErrors.js"
+import { reserveSafely, transaction } from "./transaction.js"
 
 /** @internal */
 export const make = <R>(
@@ -88,7 +89,7 @@ export const make = <R>(
           `delete from ${s}.events where stream_id = $1`,
         [streamId]
       )
-      return sql.withTransaction(Effect.zipRight(hooks, remove)).pipe(
+      return transaction(sql, Effect.zipRight(hooks, remove)).pipe(
         Effect.catchAllDefect((defect) => Effect.fail(defect)),
         Effect.mapError((cause) =>
           typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "EventStoreError"
@@ -101,7 +102,7 @@ export const make = <R>(
 
     const lock = (streamId: StreamId.StreamId) =>
       Effect.gen(function*() {
-        const conn = yield* sql.reserve
+        const conn = yield* reserveSafely(sql)
         const key = `effect-eventsourcing:${schema}:lock:${streamId}`
         // unlock unconditionally (ignoring failures: the connection may be gone, and the lock with it); an
         // interrupted wait is cancelled on the server by @effect/sql-pg before this runs

@@ -1,12 +1,21 @@
 /**
+ * Connections and transactions of the store: every path that needs a connection of its own or a transaction goes
+ * through `reserveSafely` and `transaction`, so that no driver or connection failure escapes as a defect and no
+ * interrupted wait strands a pooled connection.
+ *
  * @internal
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
 
 /**
- * Runs `effect` on the pool even when the caller is inside `sql.withTransaction`: for reads that must see committed
+ * Runs `effect` on the pool even when the caller is inside a transaction: for reads that must see committed
  * data only, and for notifications that must not wait for the caller's commit.
  */
 export const outsideTransaction = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
@@ -14,3 +23,101 @@ export const outsideTransaction = <A, E>(effect: Effect.Effect<A, E>): Effect.Ef
     effect,
     (ctx: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(ctx)
   )
+
+/**
+ * `sql.reserve` without its leak: a connection of the pool for the scope, returned to the pool when the scope
+ * closes; the wait for it can be interrupted at any time.
+ *
+ * The upstream cause (@effect/sql-pg 0.53, `PgClient.ts`, `reserveRaw`): `sql.reserve` is an `Effect.async` around
+ * `pool.connect(callback)` that registers no canceller. Interrupting a fiber waiting in it abandons the wait, but
+ * pg-pool's queued callback stays: when a connection frees up it is handed to that callback, whose `resume` goes
+ * nowhere, so the connection is never released. Every interrupted waiter strands one connection; once all of them
+ * are stranded the pool serves nobody, and closing the Layer hangs in `pool.end()` (which waits for them). (Plain
+ * queries are not affected: their `pool.connect` callback releases the client when the query was cancelled.
+ * `sql.withTransaction` is not affected either: it acquires uninterruptibly, so its wait cannot be interrupted.)
+ *
+ * Here the wait runs in a fiber of its own that is never interrupted: it always receives the connection (or the
+ * pool's error). The caller only awaits that fiber, interruptibly; when the caller is interrupted, the connection
+ * is returned to the pool as soon as it arrives. A wait bounded in time comes from the pool (PgClient's
+ * `connectTimeout`): pg-pool then fails the wait with "timeout exceeded when trying to connect", a `SqlError`.
+ */
+export const reserveSafely = (sql: SqlClient.SqlClient): Effect.Effect<Connection, SqlError, Scope.Scope> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const own = yield* Scope.make()
+      const waiter = yield* Effect.forkDaemon(Scope.extend(sql.reserve, own))
+      const exit = yield* restore(Fiber.await(waiter)).pipe(
+        Effect.onInterrupt(() =>
+          // the connection, when it comes, goes straight back to the pool
+          Effect.forkDaemon(Effect.flatMap(Fiber.await(waiter), (result) => Scope.close(own, result)))
+        )
+      )
+      if (Exit.isFailure(exit)) {
+        yield* Scope.close(own, exit)
+        return yield* exit
+      }
+      yield* Scope.addFinalizer(scope, Scope.close(own, Exit.void))
+      return exit.value
+    })
+  )
+
+/** The `SAVEPOINT` names of `@effect/sql`, so that its nested `sql.withTransaction` and ours interleave. */
+const savepointName = (depth: number) => `effect_sql_${depth}`
+
+/**
+ * `sql.withTransaction` without its defects, for every transaction of the store (its own, and the ones it runs
+ * user code in: inline projections, `delete` hooks, exactly-once subscription batches).
+ *
+ * - Outside a transaction: reserves a connection (`reserveSafely`), sends `BEGIN`, runs `effect` with
+ *   `SqlClient.TransactionConnection` provided (every `SqlClient` statement of `effect`, and every nested
+ *   `sql.withTransaction`, which becomes a `SAVEPOINT`, joins it), then `COMMIT`, or `ROLLBACK` when `effect`
+ *   failed, died or was interrupted.
+ * - Inside one (the tag is in the context): a `SAVEPOINT`, rolled back to when `effect` does not succeed.
+ *
+ * A failed `BEGIN`, `SAVEPOINT` or `COMMIT` is a `SqlError` failure (@effect/sql turns a failed COMMIT or ROLLBACK
+ * into a defect). A COMMIT without an answer leaves the outcome unknown: the caller decides by the error
+ * (`connectionFailure`). A failed ROLLBACK keeps the failure of `effect` (the server rolls back when the connection
+ * is gone). Only `effect` itself is interruptible, and the wait for a connection.
+ */
+export const transaction = <A, E, R>(
+  sql: SqlClient.SqlClient,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.withFiberRuntime<A, E | SqlError, R>((fiber) => {
+      const context = fiber.currentContext as Context.Context<R>
+      const joined = Context.getOption(context, SqlClient.TransactionConnection)
+      if (joined._tag === "Some") {
+        const [conn, depth] = joined.value
+        const name = savepointName(depth + 1)
+        return Effect.zipRight(
+          conn.executeUnprepared(`SAVEPOINT ${name}`, [], undefined),
+          Effect.onExit(
+            restore(Effect.provideService(effect, SqlClient.TransactionConnection, [conn, depth + 1])),
+            (exit) =>
+              Exit.isSuccess(exit)
+                ? Effect.void
+                : Effect.ignore(conn.executeUnprepared(`ROLLBACK TO SAVEPOINT ${name}`, [], undefined))
+          )
+        )
+      }
+      return Effect.flatMap(Scope.make(), (scope) =>
+        Effect.flatMap(
+          restore(Scope.extend(reserveSafely(sql), scope)).pipe(
+            Effect.tap((conn) => conn.executeUnprepared("BEGIN", [], undefined)),
+            Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+          ),
+          (conn) =>
+            restore(Effect.provideService(effect, SqlClient.TransactionConnection, [conn, 0])).pipe(
+              Effect.exit,
+              Effect.flatMap((exit): Effect.Effect<A, E | SqlError> =>
+                Exit.isSuccess(exit)
+                  ? Effect.as(conn.executeUnprepared("COMMIT", [], undefined), exit.value)
+                  : Effect.zipRight(Effect.ignore(conn.executeUnprepared("ROLLBACK", [], undefined)), exit)
+              ),
+              Effect.onExit((exit) => Scope.close(scope, exit))
+            )
+        ))
+    })
+  ).pipe(Effect.withSpan("sql.transaction", { kind: "client", captureStackTrace: false }))
