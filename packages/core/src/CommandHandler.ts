@@ -334,18 +334,18 @@ export const make = <State, Command, Event, E>(
         )
         const locked = options.lock === true ? store.withLock(streamId, cycle, lockOptions) : cycle
         if (commandId === undefined) return locked
-        // the outcome of the append (or of the locked transaction's commit) is unknown: the same append again,
-        // which the store recognises by its event ids if it was committed; a conflict means it was not, and
-        // another writer came first: the command is handled again
-        return Effect.catchIf(locked, isCommitOutcomeUnknown, (unknown) => {
-          const sent = last
-          if (sent === undefined) return Effect.fail(unknown)
-          return Effect.catchIf(
-            retryOnly(append(store, sent, commandId), isCommitOutcomeUnknown, resend),
-            isConcurrencyConflict,
-            () => locked
-          )
-        })
+        // after `CommitOutcomeUnknown` (of the append, or of the locked transaction's commit) the same append again,
+        // as the `resend` Schedule allows: the store recognises it by its event ids if it was committed; a conflict
+        // means it was not and another writer came first: the command is then handled again
+        let attempts = 0
+        const attempt = Effect.suspend(() =>
+          attempts++ === 0 || last === undefined ? locked : append(store, last, commandId)
+        )
+        return Effect.catchIf(
+          retryOnly(attempt, isCommitOutcomeUnknown, resend),
+          (error) => attempts > 1 && isConcurrencyConflict(error),
+          () => locked
+        )
       })
       return Effect.withSpan(run, "CommandHandler.handle", { attributes: { "aggregate": aggregate.name, id } })
     })
