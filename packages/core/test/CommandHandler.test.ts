@@ -158,7 +158,9 @@ describe("CommandHandler", () => {
       const handle = CommandHandler.make(Wallet)
       const opened = yield* handle.handleUnknown("10", { _tag: "Open", owner: "A" })
       assert.strictEqual(opened.version, 1)
-      for (const input of [{ _tag: "Deposit", amount: "5" }, { _tag: "Deposit", amount: 1.5 }, { _tag: "Nope" }, null]) {
+      for (
+        const input of [{ _tag: "Deposit", amount: "5" }, { _tag: "Deposit", amount: 1.5 }, { _tag: "Nope" }, null]
+      ) {
         const error = yield* Effect.flip(handle.handleUnknown("10", input))
         assert(error instanceof Aggregate.CommandDecodeError, `got ${error._tag}`)
         assert.strictEqual(error.aggregate, "wallet")
@@ -187,25 +189,34 @@ describe("CommandHandler", () => {
       assert.strictEqual(none._tag, "CommandDecodeError")
     }))
 
-  it.live("lockTimeout: a locked command that cannot get the lock in time fails with LockTimeout, nothing written", () =>
-    Effect.gen(function*() {
-      const store = yield* EventStore.EventStore
-      const handle = CommandHandler.make(Wallet, { lock: true, lockTimeout: "100 millis" })
-      yield* handle("11", new Open({ owner: "A" }))
-      const held = yield* Deferred.make<void>()
-      const holder = yield* Effect.fork(
-        Effect.scoped(Effect.zipRight(store.lock(streamOf("11")), Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)))
-      )
-      yield* Deferred.await(held)
-      const error = yield* Effect.flip(handle("11", new Deposit({ amount: 1 })))
-      assert(error instanceof EventStore.LockTimeout, `got ${error._tag}`)
-      assert.strictEqual(error.streamId, streamOf("11"))
-      const viaLock = yield* Effect.flip(Effect.scoped(store.lock(streamOf("11"), { timeout: "50 millis" })))
-      assert.strictEqual(viaLock._tag, "LockTimeout")
-      const viaWithLock = yield* Effect.flip(store.withLock(streamOf("11"), Effect.void, { timeout: "50 millis" }))
-      assert.strictEqual(viaWithLock._tag, "LockTimeout")
-      assert.strictEqual(yield* store.streamVersion(streamOf("11")), 1)
-      yield* Fiber.interrupt(holder)
-      assert.strictEqual((yield* handle("11", new Deposit({ amount: 1 }))).version, 2)
-    }).pipe(Effect.provide(InMemoryEventStore.layer), Effect.timeout("10 seconds")), { timeout: 20_000 })
+  it.live(
+    "lockTimeout: a locked command that cannot get the lock in time fails with LockTimeout, nothing written",
+    () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const handle = CommandHandler.make(Wallet, { lock: true, lockTimeout: "100 millis" })
+        yield* handle("11", new Open({ owner: "A" }))
+        const held = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(
+          Effect.scoped(
+            Effect.zipRight(
+              store.lock(streamOf("11")),
+              Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)
+            )
+          )
+        )
+        yield* Deferred.await(held)
+        const error = yield* Effect.flip(handle("11", new Deposit({ amount: 1 })))
+        assert(error instanceof EventStore.LockTimeout, `got ${error._tag}`)
+        assert.strictEqual(error.streamId, streamOf("11"))
+        const viaLock = yield* Effect.flip(Effect.scoped(store.lock(streamOf("11"), { timeout: "50 millis" })))
+        assert.strictEqual(viaLock._tag, "LockTimeout")
+        const viaWithLock = yield* Effect.flip(store.withLock(streamOf("11"), Effect.void, { timeout: "50 millis" }))
+        assert.strictEqual(viaWithLock._tag, "LockTimeout")
+        assert.strictEqual(yield* store.streamVersion(streamOf("11")), 1)
+        yield* Fiber.interrupt(holder)
+        assert.strictEqual((yield* handle("11", new Deposit({ amount: 1 }))).version, 2)
+      }).pipe(Effect.provide(InMemoryEventStore.layer), Effect.timeout("10 seconds")),
+    { timeout: 20_000 }
+  )
 })
