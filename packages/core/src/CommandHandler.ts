@@ -1,7 +1,13 @@
 /**
  * Handles commands for one aggregate: load → decide → append with `Exact(version)`. On a `ConcurrencyConflict` the
- * aggregate is reloaded and the command decided again, as often as the retry Schedule allows. A command whose
- * `decide` returns no events writes nothing.
+ * aggregate is reloaded and the command decided again, as often as the retry Schedule allows (the Schedule sees
+ * conflicts only). A command whose `decide` returns no events writes nothing.
+ *
+ * - `handle(id, command, { commandId })`: the command's events get ids derived from `commandId`, so handling the same
+ *   command again after an unknown outcome (`CommitOutcomeUnknown`, a timeout) replays instead of writing twice.
+ * - `handle.handleUnknown(id, input)`: decodes input from outside with the aggregate's `commands` Schema first
+ *   (`CommandDecodeError` when it does not decode; `decide` never sees it).
+ * - `lock: true` runs the cycle under `EventStore.withLock` (`lockTimeout` bounds the wait: `LockTimeout`).
  *
  * @example
  * ```ts
