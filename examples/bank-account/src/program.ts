@@ -8,6 +8,14 @@ import { Account, CloseAccount, Deposit, OpenAccount, Withdraw } from "./Account
 export const handle = CommandHandler.make(Account)
 export const accounts = Repository.make(Account)
 
+/**
+ * A command arriving from outside (an HTTP body, a queue message): decoded with the aggregate's `commands` Schema
+ * before `decide` sees it, so malformed input is a typed `CommandDecodeError` and writes nothing. The request id
+ * makes the command safe to send again after an unknown outcome (its events get ids derived from it).
+ */
+export const handleRequest = (accountId: string, body: unknown, requestId?: string) =>
+  handle.handleUnknown(accountId, body, requestId === undefined ? undefined : { commandId: requestId })
+
 export const program = (id: string) =>
   Effect.gen(function*() {
     yield* handle(id, new OpenAccount({ owner: "Ada" }))
@@ -20,6 +28,12 @@ export const program = (id: string) =>
         Effect.as(Console.log(`refused: balance ${e.balance}, requested ${e.requested}`), "refused" as const))
     )
 
+    // input from outside is decoded first: a malformed command is a typed error, and nothing is written
+    yield* handleRequest(id, { _tag: "Deposit", amount: -5 }).pipe(
+      Effect.catchTag("CommandDecodeError", (e) =>
+        Console.log(`rejected input: ${e.message}`))
+    )
+
     const { state, version } = yield* accounts.load(id)
     yield* Console.log(`account ${id} at version ${version}:`, state)
 
@@ -27,8 +41,7 @@ export const program = (id: string) =>
     const streamId = yield* accounts.streamId(id)
     yield* Stream.runForEach(
       store.read(streamId),
-      (e) =>
-        Console.log(`  #${e.version} (position ${e.position}) ${e.type} ${JSON.stringify(e.data)}`)
+      (e) => Console.log(`  #${e.version} (position ${e.position}) ${e.type} ${JSON.stringify(e.data)}`)
     )
 
     // a closed account refuses deposits

@@ -2,7 +2,7 @@ import { CommandHandler, EventStore, InMemoryEventStore } from "@effect-eventsou
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Chunk, Effect, Either, Stream } from "effect"
 import { Account, Deposit, OpenAccount, Withdraw } from "../src/Account.js"
-import { accounts, handle, program } from "../src/program.js"
+import { accounts, handle, handleRequest, program } from "../src/program.js"
 import * as quickstart from "../src/quickstart.js"
 import { stores } from "./database.js"
 
@@ -26,6 +26,24 @@ for (const [storeName, store] of stores("bank_program")) {
         assert(Either.isLeft(refused) && refused.left._tag === "InsufficientFunds")
         const store = yield* EventStore.EventStore
         assert.strictEqual(yield* store.streamVersion(yield* accounts.streamId("2")), 1)
+      }))
+
+    it.effect("input from outside is decoded: a malformed command is a CommandDecodeError and writes nothing", () =>
+      Effect.gen(function*() {
+        yield* handleRequest("4", { _tag: "OpenAccount", owner: "Di" })
+        for (
+          const body of [{ _tag: "Deposit", amount: -5 }, { _tag: "Deposit", amount: "5" }, { _tag: "Steal" }, "x"]
+        ) {
+          const error = yield* Effect.flip(handleRequest("4", body))
+          assert.strictEqual(error._tag, "CommandDecodeError")
+        }
+        const store = yield* EventStore.EventStore
+        assert.strictEqual(yield* store.streamVersion(yield* accounts.streamId("4")), 1)
+        // a request sent twice (its outcome unknown the first time) deposits once
+        const first = yield* handleRequest("4", { _tag: "Deposit", amount: 5 }, "request-1")
+        const second = yield* handleRequest("4", { _tag: "Deposit", amount: 5 }, "request-1")
+        assert.deepStrictEqual([first.version, second.version, second.state.balance], [2, 2, 5])
+        assert.strictEqual(yield* store.streamVersion(yield* accounts.streamId("4")), 2)
       }))
 
     it.effect("concurrent deposits all land: conflicts are retried against the reloaded state", () =>

@@ -21,7 +21,8 @@
  *
  * @since 0.1.0
  */
-import type * as Either from "effect/Either"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { causeMessage } from "./internal/causeMessage.js"
 
@@ -94,6 +95,25 @@ export class EventEncodeError extends Schema.TaggedError<EventEncodeError>()("Ev
    */
   override get message(): string {
     return `Cannot encode event ${this.type} for ${this.streamId}: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * Input given as a command did not decode with the aggregate's `commands` Schema (or the aggregate has none); it
+ * never reached `decide` and nothing was written.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class CommandDecodeError extends Schema.TaggedError<CommandDecodeError>()("CommandDecodeError", {
+  aggregate: Schema.String,
+  cause: Schema.Defect
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Invalid ${this.aggregate} command: ${causeMessage(this.cause)}`
   }
 }
 
@@ -276,3 +296,66 @@ export const fold = <State, Command, Event, E>(
  */
 export const isAggregate = (u: unknown): u is Aggregate<unknown, unknown, unknown, unknown> =>
   typeof u === "object" && u !== null && TypeId in u
+
+const decoders = new WeakMap<object, (input: unknown) => Effect.Effect<unknown, CommandDecodeError>>()
+
+/**
+ * Decodes unknown input (a request body, a message) into a command with the aggregate's `commands` Schema, the way
+ * `Schema.decodeUnknown` does, failing with a typed {@link CommandDecodeError} instead of a `ParseError`. Commands
+ * that come from outside the program should go through it (or through the handler's `handleUnknown`): `decide`
+ * then only ever sees valid commands.
+ *
+ * @example
+ * ```ts
+ * import { Aggregate } from "@effect-eventsourcing/core"
+ * import { Effect, Either, Schema } from "effect"
+ *
+ * class Incremented extends Schema.TaggedClass<Incremented>()("Incremented", { by: Schema.Int }) {}
+ * class Increment extends Schema.TaggedClass<Increment>()("Increment", { by: Schema.Int }) {}
+ *
+ * const Counter = Aggregate.make({
+ *   name: "counter",
+ *   events: Incremented,
+ *   commands: Increment,
+ *   initialState: 0,
+ *   decide: (command) => Either.right([new Incremented({ by: command.by })]),
+ *   evolve: (state, event) => state + event.by
+ * })
+ *
+ * const decode = Aggregate.decodeCommand(Counter)
+ * const program = Effect.all([
+ *   Effect.either(decode({ _tag: "Increment", by: 2 })),
+ *   Effect.either(decode({ _tag: "Increment", by: "two" }))
+ * ])
+ * Effect.runPromise(program).then(([ok, refused]) => {
+ *   assert.ok(Either.isRight(ok) && ok.right instanceof Increment)
+ *   assert.ok(Either.isLeft(refused) && refused.left._tag === "CommandDecodeError")
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const decodeCommand = <State, Command, Event, E>(
+  aggregate: Aggregate<State, Command, Event, E>
+): (input: unknown) => Effect.Effect<Command, CommandDecodeError> => {
+  const cached = decoders.get(aggregate)
+  if (cached !== undefined) return cached as (input: unknown) => Effect.Effect<Command, CommandDecodeError>
+  const schema = aggregate.commands
+  const decoder = schema === undefined
+    ? (_input: unknown) =>
+      Effect.fail(
+        new CommandDecodeError({ aggregate: aggregate.name, cause: new Error("the aggregate has no commands Schema") })
+      )
+    : (() => {
+      const decode = Schema.decodeUnknownEither(schema)
+      return (input: unknown) => {
+        const decoded = decode(input)
+        return Either.isRight(decoded)
+          ? Effect.succeed(decoded.right)
+          : Effect.fail(new CommandDecodeError({ aggregate: aggregate.name, cause: decoded.left }))
+      }
+    })()
+  decoders.set(aggregate, decoder)
+  return decoder
+}

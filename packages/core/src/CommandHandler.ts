@@ -1,7 +1,13 @@
 /**
  * Handles commands for one aggregate: load → decide → append with `Exact(version)`. On a `ConcurrencyConflict` the
- * aggregate is reloaded and the command decided again, as often as the retry Schedule allows. A command whose
- * `decide` returns no events writes nothing.
+ * aggregate is reloaded and the command decided again, as often as the retry Schedule allows (the Schedule sees
+ * conflicts only). A command whose `decide` returns no events writes nothing.
+ *
+ * - `handle(id, command, { commandId })`: the command's events get ids derived from `commandId`, so handling the same
+ *   command again after an unknown outcome (`CommitOutcomeUnknown`, a timeout) replays instead of writing twice.
+ * - `handle.handleUnknown(id, input)`: decodes input from outside with the aggregate's `commands` Schema first
+ *   (`CommandDecodeError` when it does not decode; `decide` never sees it).
+ * - `lock: true` runs the cycle under `EventStore.withLock` (`lockTimeout` bounds the wait: `LockTimeout`).
  *
  * @example
  * ```ts
@@ -25,13 +31,15 @@
  *
  * @since 0.1.0
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
+import type { Refinement } from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
-import type * as Aggregate from "./Aggregate.js"
+import * as Aggregate from "./Aggregate.js"
 import * as EventStore from "./EventStore.js"
 import * as InternalRepository from "./internal/repository.js"
 import type * as StreamId from "./StreamId.js"
@@ -55,12 +63,43 @@ export interface Result<State, Event> {
  * @category models
  */
 export interface Options<Command> {
-  /** How to retry after a `ConcurrencyConflict` (default: {@link defaultRetry}). */
+  /**
+   * How to retry after a `ConcurrencyConflict` (default: {@link defaultRetry}). The Schedule is stepped with
+   * conflicts only; every other failure ends the command at once.
+   */
   readonly retry?: Schedule.Schedule<unknown, EventStore.ConcurrencyConflict>
-  /** Hold `EventStore.lock` on the stream for the whole load → decide → append cycle. */
+  /**
+   * Hold the stream's lock for the whole load → decide → append cycle (`EventStore.withLock`: on PostgreSQL the
+   * cycle runs in one transaction on the connection that holds the lock).
+   */
   readonly lock?: boolean
+  /** With `lock`: how long to wait for the lock before failing with `LockTimeout` (default: no limit). */
+  readonly lockTimeout?: Duration.DurationInput
+  /**
+   * For commands handled with a `commandId`: how to re-send the same append (same events, event ids and expected
+   * version, which is always safe) after `CommitOutcomeUnknown` (default: {@link defaultResend}).
+   */
+  readonly resend?: Schedule.Schedule<unknown, EventStore.CommitOutcomeUnknown>
   /** Metadata stored with every event of the command. */
   readonly metadata?: EventStore.EventMetadata | ((command: Command) => EventStore.EventMetadata)
+}
+
+/**
+ * Options of one handled command.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HandleOptions {
+  /**
+   * The command's own id (a request id, a message id: any string, unique per command). The events the command
+   * decides then get ids derived from it (name-based uuids of the aggregate name, the stream id, the command id and
+   * the event's index), so handling the same command again after an unknown outcome (`CommitOutcomeUnknown`, a
+   * timeout, a crash) cannot write it twice: if its events were committed, the store recognises them and the handler
+   * returns the original result; if `decide` now gives other events, it fails with `EventIdConflict` and writes
+   * nothing. The handler itself re-sends the same append after `CommitOutcomeUnknown` (see `Options.resend`).
+   */
+  readonly commandId?: string
 }
 
 /**
@@ -71,6 +110,7 @@ export interface Options<Command> {
  */
 export type HandlerError =
   | EventStore.AppendError
+  | EventStore.LockTimeout
   | Aggregate.EventDecodeError
   | Aggregate.EventEncodeError
   | StreamId.InvalidStreamId
@@ -80,7 +120,20 @@ export type HandlerError =
  * @category models
  */
 export interface CommandHandler<State, Command, Event, E> {
-  (id: string, command: Command): Effect.Effect<Result<State, Event>, E | HandlerError, EventStore.EventStore>
+  (
+    id: string,
+    command: Command,
+    options?: HandleOptions
+  ): Effect.Effect<Result<State, Event>, E | HandlerError, EventStore.EventStore>
+  /**
+   * Decodes unknown input (a request body, a message) with the aggregate's `commands` Schema, then handles it: input
+   * that does not decode fails with `CommandDecodeError` and never reaches `decide` (see `Aggregate.decodeCommand`).
+   */
+  readonly handleUnknown: (
+    id: string,
+    input: unknown,
+    options?: HandleOptions
+  ) => Effect.Effect<Result<State, Event>, E | HandlerError | Aggregate.CommandDecodeError, EventStore.EventStore>
 }
 
 /**
@@ -124,6 +177,43 @@ export const withMetadata: {
  * @category constructors
  */
 export const defaultRetry: Schedule.Schedule<number, unknown> = Schedule.recurs(10)
+
+/**
+ * Three immediate re-sends of an append whose outcome was unknown (commands with a `commandId` only): the store
+ * usually answers on a fresh connection at once; when it does not, the caller gets `CommitOutcomeUnknown` and may
+ * handle the command again later with the same `commandId`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const defaultResend: Schedule.Schedule<number, unknown> = Schedule.recurs(3)
+
+/** The failure of `self` that `keep` refuses, carried in the success channel past `Effect.retry`. */
+class Passed<E> {
+  constructor(readonly error: E) {}
+}
+
+/**
+ * `Effect.retry(self, schedule)` where the schedule sees only the failures `only` accepts: `Effect.retry` with a
+ * `while` option steps the schedule with every failure before `while` is asked, so a schedule that reads its input
+ * would be fed errors of other types.
+ */
+const retryOnly = <A, E, R, X extends E, Out, R2>(
+  self: Effect.Effect<A, E, R>,
+  only: Refinement<E, X>,
+  schedule: Schedule.Schedule<Out, X, R2>
+): Effect.Effect<A, E, R | R2> =>
+  Effect.flatMap(
+    Effect.retry(
+      Effect.catchIf(
+        self,
+        (error): error is Exclude<E, X> => !only(error),
+        (error) => Effect.succeed(new Passed(error))
+      ) as Effect.Effect<A | Passed<E>, X, R>,
+      schedule
+    ),
+    (result) => result instanceof Passed ? Effect.fail(result.error as E) : Effect.succeed(result)
+  )
 
 /**
  * @example
@@ -172,6 +262,11 @@ export const make = <State, Command, Event, E>(
 ): CommandHandler<State, Command, Event, E> => {
   const repository = InternalRepository.make(aggregate)
   const retry = options.retry ?? defaultRetry
+  const resend = options.resend ?? defaultResend
+  const lockOptions: EventStore.LockOptions | undefined = options.lockTimeout === undefined
+    ? undefined
+    : { timeout: options.lockTimeout }
+  const decodeCommand = Aggregate.decodeCommand(aggregate)
   const staticMetadata = typeof options.metadata === "function"
     ? options.metadata
     : () => options.metadata as EventStore.EventMetadata | undefined
@@ -187,10 +282,30 @@ export const make = <State, Command, Event, E>(
       return metadata as EventStore.EventMetadata
     })
 
+  /** An append as it was sent: what a re-send after an unknown outcome sends again. */
+  interface Sent {
+    readonly current: InternalRepository.Current<State>
+    readonly events: ReadonlyArray<Event>
+    readonly metadata: EventStore.EventMetadata
+  }
+
+  const append = (
+    store: EventStore.EventStore.Service,
+    { current, events, metadata }: Sent,
+    commandId: string | undefined
+  ): Effect.Effect<Result<State, Event>, HandlerError> =>
+    Effect.map(
+      repository.appendTo(store, current, events, metadata, commandId),
+      ({ position, state, version }): Result<State, Event> => ({ events, state, version, position })
+    )
+
+  /** One load → decide → append; `sent` learns the append before it is sent (commands with a `commandId`). */
   const once = (
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId,
-    command: Command
+    command: Command,
+    commandId: string | undefined,
+    sent: ((append: Sent) => void) | undefined
   ): Effect.Effect<Result<State, Event>, E | HandlerError> =>
     Effect.flatMap(
       repository.current(store, streamId),
@@ -201,30 +316,54 @@ export const make = <State, Command, Event, E>(
         if (events.length === 0) {
           return Effect.succeed({ events, state: current.state, version: current.version, position: 0 })
         }
-        return Effect.flatMap(
-          metadataOf(command),
-          (metadata) =>
-            Effect.map(
-              repository.appendTo(store, current, events, metadata),
-              ({ position, state, version }): Result<State, Event> => ({ events, state, version, position })
-            )
-        )
+        return Effect.flatMap(metadataOf(command), (metadata) => {
+          const request: Sent = { current, events, metadata }
+          if (sent !== undefined) sent(request)
+          return append(store, request, commandId)
+        })
       }
     )
 
-  return (id, command) =>
+  const handle = (
+    id: string,
+    command: Command,
+    handleOptions?: HandleOptions
+  ): Effect.Effect<Result<State, Event>, E | HandlerError, EventStore.EventStore> =>
     Effect.flatMap(EventStore.EventStore, (store) => {
+      const commandId = handleOptions?.commandId
       const run = Effect.flatMap(repository.streamId(id), (streamId) => {
-        const attempt = Effect.retry(once(store, streamId, command), {
-          // `while` lets only conflicts reach the schedule, so its narrower input type is safe
-          schedule: retry as Schedule.Schedule<unknown, E | HandlerError>,
-          while: (error) => isConcurrencyConflict(error)
-        })
-        return options.lock === true ? Effect.scoped(Effect.zipRight(store.lock(streamId), attempt)) : attempt
+        let last: Sent | undefined
+        const cycle = retryOnly(
+          once(store, streamId, command, commandId, commandId === undefined ? undefined : (sent) => last = sent),
+          isConcurrencyConflict,
+          retry
+        )
+        const locked = options.lock === true ? store.withLock(streamId, cycle, lockOptions) : cycle
+        if (commandId === undefined) return locked
+        // after `CommitOutcomeUnknown` (of the append, or of the locked transaction's commit) the same append again,
+        // as the `resend` Schedule allows: the store recognises it by its event ids if it was committed; a conflict
+        // means it was not and another writer came first: the command is then handled again
+        let attempts = 0
+        const attempt = Effect.suspend(() =>
+          attempts++ === 0 || last === undefined ? locked : append(store, last, commandId)
+        )
+        return Effect.catchIf(
+          retryOnly(attempt, isCommitOutcomeUnknown, resend),
+          (error) => attempts > 1 && isConcurrencyConflict(error),
+          () => locked
+        )
       })
       return Effect.withSpan(run, "CommandHandler.handle", { attributes: { "aggregate": aggregate.name, id } })
     })
+
+  return Object.assign(handle, {
+    handleUnknown: (id: string, input: unknown, handleOptions?: HandleOptions) =>
+      Effect.flatMap(decodeCommand(input), (command) => handle(id, command, handleOptions))
+  })
 }
 
 const isConcurrencyConflict = (error: unknown): error is EventStore.ConcurrencyConflict =>
   error instanceof EventStore.ConcurrencyConflict
+
+const isCommitOutcomeUnknown = (error: unknown): error is EventStore.CommitOutcomeUnknown =>
+  error instanceof EventStore.CommitOutcomeUnknown

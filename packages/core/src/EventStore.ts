@@ -10,6 +10,7 @@
  */
 import * as Context from "effect/Context"
 import type * as DateTime from "effect/DateTime"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -332,6 +333,56 @@ export class InvalidArgument extends Schema.TaggedError<InvalidArgument>()("Inva
   }
 }
 
+/**
+ * A lock on the stream (with what it needs: a connection of a pooled store) could not be taken within the `timeout`
+ * of {@link LockOptions}. Nothing ran under the lock.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class LockTimeout extends Schema.TaggedError<LockTimeout>()("LockTimeout", {
+  streamId: Schema.String
+}) {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `Could not lock ${this.streamId} within the timeout`
+  }
+}
+
+/**
+ * The failures of taking a lock ({@link EventStore.Service.lock}).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type LockError = EventStoreError | LockTimeout
+
+/**
+ * The failures that {@link EventStore.Service.withLock} adds to those of its effect: taking the lock, and, where the
+ * store runs the effect in a transaction, its commit (`CommitOutcomeUnknown` when the connection was lost while
+ * committing).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type WithLockError = EventStoreError | LockTimeout | CommitOutcomeUnknown
+
+/**
+ * Options of {@link EventStore.Service.lock} and {@link EventStore.Service.withLock}.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LockOptions {
+  /**
+   * How long to wait for the lock, including the wait for a connection of a pooled store, before failing with
+   * {@link LockTimeout} (default: no limit).
+   */
+  readonly timeout?: Duration.DurationInput
+}
+
 const causeMessage = (cause: unknown): string => {
   if (typeof cause === "object" && cause !== null && "message" in cause && typeof cause.message === "string") {
     return cause.message
@@ -403,7 +454,19 @@ export declare namespace EventStore {
     /** Removes every event of the stream; its version is 0 afterwards. */
     readonly delete: (streamId: StreamId) => Effect.Effect<void, EventStoreError>
     /** An exclusive lock on the stream until the scope closes. Plain reads never wait for it. */
-    readonly lock: (streamId: StreamId) => Effect.Effect<void, EventStoreError, Scope.Scope>
+    readonly lock: (streamId: StreamId, options?: LockOptions) => Effect.Effect<void, LockError, Scope.Scope>
+    /**
+     * Runs `effect` holding the stream's exclusive lock (the same lock as {@link lock}), and releases it when the
+     * effect ends. The store's reads and appends made by `effect` never need more than what the lock holds: a
+     * pooled store runs them on the connection that holds the lock, in one transaction that commits when `effect`
+     * succeeds (PostgreSQL: `pg_advisory_xact_lock`), so a failing `effect` leaves nothing it appended. Work forked
+     * by `effect` to outlive it must not use that connection.
+     */
+    readonly withLock: <A, E, R>(
+      streamId: StreamId,
+      effect: Effect.Effect<A, E, R>,
+      options?: LockOptions
+    ) => Effect.Effect<A, E | WithLockError, R>
   }
 }
 
@@ -428,12 +491,15 @@ const invalid = (method: string, problem: validation.Problem): InvalidArgument |
  *   non-finite number), events (see {@link EventData}) and the numeric options of `read`, `readAll` and `subscribe`
  *   (`from`, `to`, `limit`: non-negative integers), all {@link InvalidArgument} otherwise;
  * - lower-cases the event ids given by the caller (uuids compare case-insensitively);
- * - adds a span to every operation (`EventStore.append`, ...) with `stream.id` / `stream.version` attributes.
+ * - adds a span to every operation (`EventStore.append`, ...) with `stream.id` / `stream.version` attributes;
+ * - gives stores without a `withLock` of their own one that holds `lock` while the effect runs.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (impl: Omit<EventStore.Service, TypeId>): EventStore.Service => ({
+export const make = (
+  impl: Omit<EventStore.Service, TypeId | "withLock"> & { readonly withLock?: EventStore.Service["withLock"] }
+): EventStore.Service => ({
   [TypeId]: TypeId,
   // the per-call spans skip the stack-trace capture: an `Error().stack` per call cost more than the whole in-memory
   // append (bench W1)
@@ -493,7 +559,16 @@ export const make = (impl: Omit<EventStore.Service, TypeId>): EventStore.Service
   },
   delete: (streamId) =>
     Effect.withSpan(impl.delete(streamId), "EventStore.delete", { attributes: { "stream.id": streamId } }),
-  lock: (streamId) => Effect.withSpan(impl.lock(streamId), "EventStore.lock", { attributes: { "stream.id": streamId } })
+  lock: (streamId, options) =>
+    Effect.withSpan(impl.lock(streamId, options), "EventStore.lock", { attributes: { "stream.id": streamId } }),
+  withLock: (streamId, effect, options) =>
+    Effect.withSpan(
+      impl.withLock === undefined
+        ? Effect.scoped(Effect.zipRight(impl.lock(streamId, options), effect))
+        : impl.withLock(streamId, effect, options),
+      "EventStore.withLock",
+      { captureStackTrace: false, attributes: { "stream.id": streamId } }
+    )
 })
 
 // -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import {
+  Aggregate,
   CommandHandler,
   EventStore,
   ExpectedVersion,
@@ -7,7 +8,7 @@ import {
   StreamId
 } from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Exit, Schedule, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Exit, Fiber, Schedule, Stream } from "effect"
 import { Deposit, Deposited, Insufficient, Noop, Open, Opened, Wallet, Withdraw } from "./fixtures.js"
 
 const wallets = Repository.make(Wallet)
@@ -125,4 +126,97 @@ describe("CommandHandler", () => {
         { source: "plain" }
       ])
     }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("the retry Schedule is stepped with conflicts only, never with a domain error", () =>
+    Effect.gen(function*() {
+      const inputs: Array<unknown> = []
+      // a Schedule that reads its input, as its type allows: it would throw on anything but a conflict
+      const retry = Schedule.recurs(20).pipe(
+        Schedule.whileInput((conflict: EventStore.ConcurrencyConflict) => {
+          inputs.push(conflict)
+          return conflict.expected._tag === "Exact" && conflict.actual >= 0
+        })
+      )
+      const handle = CommandHandler.make(Wallet, { retry })
+      yield* handle("9", new Open({ owner: "A" }))
+      // a domain error ends the command at once, with the domain error (not a defect of the Schedule)
+      const refused = yield* Effect.flip(handle("9", new Withdraw({ amount: 1 })))
+      assert(refused instanceof Insufficient)
+      assert.strictEqual(inputs.length, 0)
+      // conflicts reach it (and are retried)
+      const exits = yield* Effect.all(
+        Array.from({ length: 10 }, () => Effect.exit(handle("9", new Deposit({ amount: 1 })))),
+        { concurrency: "unbounded" }
+      )
+      assert.isTrue(exits.every(Exit.isSuccess))
+      assert.isAbove(inputs.length, 0, "concurrent commands must have conflicted")
+      assert.isTrue(inputs.every((input) => input instanceof EventStore.ConcurrencyConflict))
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("handleUnknown decodes input with the commands Schema: malformed input is a CommandDecodeError, nothing is written", () =>
+    Effect.gen(function*() {
+      const handle = CommandHandler.make(Wallet)
+      const opened = yield* handle.handleUnknown("10", { _tag: "Open", owner: "A" })
+      assert.strictEqual(opened.version, 1)
+      for (
+        const input of [{ _tag: "Deposit", amount: "5" }, { _tag: "Deposit", amount: 1.5 }, { _tag: "Nope" }, null]
+      ) {
+        const error = yield* Effect.flip(handle.handleUnknown("10", input))
+        assert(error instanceof Aggregate.CommandDecodeError, `got ${error._tag}`)
+        assert.strictEqual(error.aggregate, "wallet")
+      }
+      const store = yield* EventStore.EventStore
+      assert.strictEqual(yield* store.streamVersion(streamOf("10")), 1)
+      const deposited = yield* handle.handleUnknown("10", { _tag: "Deposit", amount: 5 }, { commandId: "d-10" })
+      assert.strictEqual(deposited.state.balance, 5)
+    }).pipe(Effect.provide(InMemoryEventStore.layer)))
+
+  it.effect("Aggregate.decodeCommand: commands decode to their classes; bad input or no commands Schema is typed", () =>
+    Effect.gen(function*() {
+      const decode = Aggregate.decodeCommand(Wallet)
+      const ok = yield* decode({ _tag: "Withdraw", amount: 3 })
+      assert(ok instanceof Withdraw)
+      const bad = yield* Effect.flip(decode({ _tag: "Withdraw" }))
+      assert.include(bad.message, "amount")
+      const Schemaless = Aggregate.make({
+        name: "schemaless",
+        events: Wallet.events,
+        initialState: 0,
+        decide: (_: { readonly n: number }) => Either.right([]),
+        evolve: (state) => state
+      })
+      const none = yield* Effect.flip(Aggregate.decodeCommand(Schemaless)({ n: 1 }))
+      assert.strictEqual(none._tag, "CommandDecodeError")
+    }))
+
+  it.live(
+    "lockTimeout: a locked command that cannot get the lock in time fails with LockTimeout, nothing written",
+    () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const handle = CommandHandler.make(Wallet, { lock: true, lockTimeout: "100 millis" })
+        yield* handle("11", new Open({ owner: "A" }))
+        const held = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(
+          Effect.scoped(
+            Effect.zipRight(
+              store.lock(streamOf("11")),
+              Effect.zipRight(Deferred.succeed(held, undefined), Effect.never)
+            )
+          )
+        )
+        yield* Deferred.await(held)
+        const error = yield* Effect.flip(handle("11", new Deposit({ amount: 1 })))
+        assert(error instanceof EventStore.LockTimeout, `got ${error._tag}`)
+        assert.strictEqual(error.streamId, streamOf("11"))
+        const viaLock = yield* Effect.flip(Effect.scoped(store.lock(streamOf("11"), { timeout: "50 millis" })))
+        assert.strictEqual(viaLock._tag, "LockTimeout")
+        const viaWithLock = yield* Effect.flip(store.withLock(streamOf("11"), Effect.void, { timeout: "50 millis" }))
+        assert.strictEqual(viaWithLock._tag, "LockTimeout")
+        assert.strictEqual(yield* store.streamVersion(streamOf("11")), 1)
+        yield* Fiber.interrupt(holder)
+        assert.strictEqual((yield* handle("11", new Deposit({ amount: 1 }))).version, 2)
+      }).pipe(Effect.provide(InMemoryEventStore.layer), Effect.timeout("10 seconds")),
+    { timeout: 20_000 }
+  )
 })

@@ -29,7 +29,12 @@
  *   `notify`: `"afterCommit"` (default) sends one coalesced `pg_notify` after commits; `"inTransaction"` sends it
  *   inside every append's transaction (PostgreSQL then serialises the commits of notifying transactions, about 3x
  *   fewer appends per second under concurrency); `"off"` relies on polling and in-process wake-ups.
- * - **lock** holds a session advisory lock on a reserved connection until the scope closes.
+ * - **lock** holds a session advisory lock on a reserved connection until the scope closes. **withLock** runs its
+ *   effect in one transaction that holds `pg_advisory_xact_lock` (the same lock): the store's reads and appends inside
+ *   it run on that connection and commit together, so a locked command never needs a second connection. A
+ *   `timeout` bounds the wait for the connection and the lock (`LockTimeout`); waiting for a pooled connection is
+ *   never interruptible (@effect/sql-pg 0.53 strands the connection of an interrupted `sql.reserve` waiter), so an
+ *   interrupted or timed-out waiter hands the connection back when it arrives.
  * - Appends must run at the read committed isolation level (the default).
  *
  * @example

@@ -166,7 +166,8 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
   violates("a store with one lock for all streams", oneGlobalLock, "lockDoesNotBlock", "locking another stream")
 
   const lockedReads = broken((inner) => ({
-    read: (streamId, options) => Stream.unwrapScoped(Effect.as(inner.lock(streamId), inner.read(streamId, options)))
+    read: (streamId, options) =>
+      Stream.unwrapScoped(Effect.as(Effect.orDie(inner.lock(streamId)), inner.read(streamId, options)))
   }))
   violates("a store whose reads wait for locks", lockedReads, "lockDoesNotBlock", "read of a locked stream")
 

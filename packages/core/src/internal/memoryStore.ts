@@ -50,7 +50,14 @@ export const make = (
     /** first positions of the commits that are reserved but not yet visible */
     const inFlight = new Set<number>()
     const holds: Array<Pending> = []
-    const lock = StoreKit.makeKeyedLock()
+    const keyedLock = StoreKit.makeKeyedLock()
+    const lock = (streamId: StreamId, options?: EventStore.LockOptions) =>
+      options?.timeout === undefined
+        ? keyedLock(streamId)
+        : Effect.timeoutFail(keyedLock(streamId), {
+          duration: options.timeout,
+          onTimeout: () => new EventStore.LockTimeout({ streamId })
+        })
     const ids = new Map<string, EventStore.RecordedEvent>()
     const lookup = (id: string) => ids.get(id)
     /** wakes subscribers on every change */

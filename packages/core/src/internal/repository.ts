@@ -13,6 +13,7 @@ import * as SnapshotStore from "../SnapshotStore.js"
 import * as StreamId from "../StreamId.js"
 import { codec, encodeAll } from "./codec.js"
 import * as Snapshots from "./snapshots.js"
+import * as Uuid from "./uuid.js"
 
 /** @internal The ambient metadata of `CommandHandler.withMetadata` (public as `CommandHandler.currentMetadata`). */
 export const currentMetadata: FiberRef.FiberRef<EventStore.EventMetadata> = globalValue(
@@ -57,12 +58,17 @@ export interface Internal<State, Command, Event, E>
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId
   ) => Effect.Effect<Current<State>, Aggregate.EventDecodeError | EventStore.ReadError>
+  /**
+   * With a `commandId`, the events get the ids derived from it (`eventIdOf`): re-sending the same command after an
+   * unknown outcome replays the batch the store already has instead of writing it twice.
+   */
   readonly appendTo: (
     store: EventStore.EventStore.Service,
     current: Current<State>,
     events: ReadonlyArray<Event>,
-    metadata: EventStore.EventMetadata | undefined
-  ) => Effect.Effect<Written<State>, EventStore.AppendError | Aggregate.EventEncodeError>
+    metadata: EventStore.EventMetadata | undefined,
+    commandId?: string
+  ) => Effect.Effect<Written<State>, EventStore.AppendError | Aggregate.EventEncodeError | Aggregate.EventDecodeError>
 }
 
 /** @internal */
@@ -158,13 +164,17 @@ export const make = <State, Command, Event, E>(
     })
   }
 
-  /** Encodes with the ambient metadata (`CommandHandler.withMetadata`) under `metadata`, and appends. */
+  /**
+   * Encodes with the ambient metadata (`CommandHandler.withMetadata`) under `metadata`, and appends; with a
+   * `commandId`, the events carry the ids derived from it.
+   */
   const write = (
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId,
     events: ReadonlyArray<Event>,
     expected: ExpectedVersion.ExpectedVersion,
-    metadata: EventStore.EventMetadata | undefined
+    metadata: EventStore.EventMetadata | undefined,
+    commandId?: string
   ): Effect.Effect<EventStore.AppendResult, EventStore.AppendError | Aggregate.EventEncodeError> =>
     Effect.flatMap(
       FiberRef.get(currentMetadata),
@@ -175,19 +185,45 @@ export const make = <State, Command, Event, E>(
           events,
           isEmpty(ambient) ? metadata : metadata === undefined ? ambient : { ...ambient, ...metadata }
         )
-        return Either.isLeft(encoded) ? Effect.fail(encoded.left) : store.append(streamId, encoded.right, expected)
+        if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+        const data = commandId === undefined
+          ? encoded.right
+          : encoded.right.map((event, i) => ({ ...event, id: Uuid.eventId(aggregate.name, streamId, commandId, i) }))
+        return store.append(streamId, data, expected)
       }
     )
+
+  /** The state at `version` (at most `current.version`): `current`'s own, or folded from the stream. */
+  const stateAt = (
+    store: EventStore.EventStore.Service,
+    current: Current<State>,
+    version: number
+  ): Effect.Effect<State, Aggregate.EventDecodeError | EventStore.ReadError> =>
+    version === current.version
+      ? Effect.succeed(current.state)
+      : Effect.map(
+        foldStream(store.read(current.streamId, { to: version }), initial),
+        (loaded) => (loaded ?? initial).state
+      )
 
   const appendTo = (
     store: EventStore.EventStore.Service,
     current: Current<State>,
     events: ReadonlyArray<Event>,
-    metadata: EventStore.EventMetadata | undefined
-  ): Effect.Effect<Written<State>, EventStore.AppendError | Aggregate.EventEncodeError> =>
+    metadata: EventStore.EventMetadata | undefined,
+    commandId?: string
+  ): Effect.Effect<
+    Written<State>,
+    EventStore.AppendError | Aggregate.EventEncodeError | Aggregate.EventDecodeError
+  > =>
     Effect.flatMap(
-      write(store, current.streamId, events, ExpectedVersion.Exact(current.version), metadata),
+      write(store, current.streamId, events, ExpectedVersion.Exact(current.version), metadata, commandId),
       ({ position, version }) => {
+        if (version !== current.version + events.length) {
+          // the store replayed a batch committed before `current` was loaded (same event ids: a command re-sent
+          // after an unknown outcome): its result, with the state at its version
+          return Effect.map(stateAt(store, current, version), (state) => ({ state, version, position }))
+        }
         let state = current.state
         for (const event of events) state = aggregate.evolve(state, event)
         const written = { state, version, position }

@@ -1,9 +1,11 @@
+import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 import type * as Aggregate from "../Aggregate.js"
 import * as SnapshotStore from "../SnapshotStore.js"
 import type { StreamId } from "../StreamId.js"
@@ -109,7 +111,15 @@ export const make = <State, Command, Event, E>(
             attributes: { "stream.id": streamId, "stream.version": version }
           })
         )
-        return Effect.asVoid(Effect.forkDaemon(save))
+        // in the background, possibly after the caller ended: not in the caller's context, whose database
+        // transaction (`EventStore.withLock` on PostgreSQL, a `sql.withTransaction` of the caller) may be over by
+        // then; only the snapshot store and the parent span are kept
+        const isolated = Effect.mapInputContext(save, (context: Context.Context<never>) => {
+          const only = Context.make(SnapshotStore.SnapshotStore, service.value)
+          const parent = Context.getOption(context, Tracer.ParentSpan)
+          return Option.isSome(parent) ? Context.add(only, Tracer.ParentSpan, parent.value) : only
+        })
+        return Effect.asVoid(Effect.forkDaemon(isolated))
       })
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The wiring of the PostgreSQL event store: options, migrations, and the jobs of `appending.ts`, `reading.ts` and
- * `notification.ts` put together; `delete` and `lock` live here.
+ * `notification.ts` put together; `delete` lives here, the locks in `locking.ts`.
  *
  * @internal
  */
@@ -14,11 +14,12 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Options } from "../PostgresEventStore.js"
 import * as Appending from "./appending.js"
+import * as Locking from "./locking.js"
 import * as Notification from "./notification.js"
 import * as Reading from "./reading.js"
 import * as schemaSql from "./schema.js"
 import { storeError } from "./sqlErrors.js"
-import { reserveSafely, transaction } from "./transaction.js"
+import { transaction } from "./transaction.js"
 
 /** @internal */
 export const make = <R>(
@@ -100,17 +101,7 @@ export const make = <R>(
       )
     }
 
-    const lock = (streamId: StreamId.StreamId) =>
-      Effect.gen(function*() {
-        const conn = yield* reserveSafely(sql)
-        const key = `effect-eventsourcing:${schema}:lock:${streamId}`
-        // unlock unconditionally (ignoring failures: the connection may be gone, and the lock with it); an
-        // interrupted wait is cancelled on the server by @effect/sql-pg before this runs
-        yield* Effect.addFinalizer(() =>
-          conn.execute("select pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined).pipe(Effect.ignore)
-        )
-        yield* conn.execute("select pg_advisory_lock(hashtextextended($1, 0))", [key], undefined)
-      }).pipe(Effect.mapError(storeError("lock")))
+    const locks = Locking.make({ sql, schema, committed: () => notifier.committed(0) })
 
     return EventStore.make({
       append: (streamId, events, expected) =>
@@ -121,6 +112,7 @@ export const make = <R>(
       readAll: reader.readAll,
       subscribe: reader.subscribe,
       delete: deleteStream,
-      lock
+      lock: locks.lock,
+      withLock: locks.withLock
     })
   })
