@@ -15,8 +15,8 @@
  *    - `many16`     ONE `append_many` call carrying 16 requests (one statement, one lock, one commit)
  *    - `raw1`       raw-pg's single-row insert, `raw16` its 16-row insert (the floor and the limit)
  *    appends/s = transactions/s × appends per transaction;
- * 3. `pg_stat_statements` (track = all) of the `one` run with 16 clients: mean time of each statement inside the
- *    function, the advisory lock's wait included.
+ * 3. `pg_stat_statements` (track = all) of the first variant's run with the most clients (`one` by default): mean
+ *    time of each statement inside the function, the advisory lock's wait included.
  *
  *   npx tsx bench/src/serverside.ts [--seconds 10] [--variants one,nolock,…] [--clients 1,16]
  *
@@ -198,7 +198,7 @@ const main = async () => {
         const [script, perTx] = scripts[name]!
         const file = join(dir, `${name}.sql`)
         writeFileSync(file, script + "\n")
-        const reset = name === "one" && clients === Math.max(...CLIENTS)
+        const reset = name === VARIANTS[0] && clients === Math.max(...CLIENTS)
         if (reset) await client.query("select pg_stat_statements_reset()")
         const result = await pgbench(db.url, file, clients)
         console.log(
@@ -223,7 +223,9 @@ const main = async () => {
       }
     }
     if (stats.length > 0) {
-      console.log(`\n## pg_stat_statements (track = all) during \`one\` with ${Math.max(...CLIENTS)} clients\n`)
+      console.log(
+        `\n## pg_stat_statements (track = all) during \`${VARIANTS[0]}\` with ${Math.max(...CLIENTS)} clients\n`
+      )
       console.log("| mean ms | total ms | calls | statement |")
       console.log("|---|---|---|---|")
       console.log(stats.join("\n"))
