@@ -13,7 +13,8 @@ const here = fileURLToPath(new URL(".", import.meta.url))
 rmSync(`${here}dist`, { recursive: true, force: true })
 await build({
   absWorkingDir: here,
-  entryPoints: ["src/main.ts", "src/m1.ts"],
+  // main and the M1 child; profile.ts for CPU profiles of the code as the bench runs it
+  entryPoints: ["src/main.ts", "src/m1.ts", "src/profile.ts"],
   outdir: "dist",
   bundle: true,
   splitting: true,

@@ -62,8 +62,15 @@ const makeTraversable = async (path: string): Promise<() => Promise<void>> => {
   }
 }
 
-export const startServer = async (): Promise<Server> => {
-  const given = process.env.DATABASE_URL
+export const startServer = async (
+  options: {
+    /** more `postgres` flags for the embedded server, e.g. `["-c", "shared_preload_libraries=pg_stat_statements"]` */
+    readonly flags?: ReadonlyArray<string>
+    /** start the embedded server even when DATABASE_URL is set */
+    readonly embedded?: boolean
+  } = {}
+): Promise<Server> => {
+  const given = options.embedded === true ? undefined : process.env.DATABASE_URL
   if (given !== undefined && given !== "") {
     return { adminUrl: given, embedded: false, version: await serverVersion(given), stop: () => Promise.resolve() }
   }
@@ -91,7 +98,7 @@ export const startServer = async (): Promise<Server> => {
     createPostgresUser: asRoot,
     onLog: () => undefined,
     onError: () => undefined,
-    postgresFlags: ["-c", "max_connections=200"]
+    postgresFlags: ["-c", "max_connections=200", ...(options.flags ?? [])]
   })
   // leave no data directory behind, even on an error or ^C
   process.once("exit", remove)

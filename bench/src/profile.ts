@@ -46,6 +46,47 @@ const topSelf = (profile: { nodes: Array<ProfileNode>; samples: Array<number> },
   )
 }
 
+/**
+ * Self time by where the code lives, as a share of the busy samples (idle excluded): effect's fiber runtime, its
+ * tracer (spans), the rest of effect, @effect/sql(-pg), the pg driver, the bench's bundle (the store, the harness),
+ * node internals, GC.
+ */
+const byModule = (profile: { nodes: Array<ProfileNode>; samples: Array<number> }) => {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const counts = new Map<string, number>()
+  let busy = 0
+  for (const id of profile.samples) {
+    const { functionName, url } = byId.get(id)!.callFrame
+    if (functionName === "(idle)") continue
+    busy++
+    const key = functionName === "(garbage collector)"
+      ? "GC"
+      : functionName === "(program)"
+      ? "(program)"
+      : /effect\/dist\/esm\/internal\/(tracer|core-effect)\.js/.test(url) && /[Ss]pan|tracer/i.test(functionName + url)
+      ? "effect: spans/tracer"
+      : /effect\/dist\/esm\/internal\/(fiberRuntime|core|fiberRefs|runtime)\.js/.test(url)
+      ? "effect: fiber runtime"
+      : /node_modules\/effect\//.test(url)
+      ? "effect: other"
+      : /@effect\/sql-pg/.test(url)
+      ? "@effect/sql-pg"
+      : /@effect\/sql\//.test(url)
+      ? "@effect/sql"
+      : /node_modules\/(pg|pg-protocol|pg-pool|pg-types)\//.test(url)
+      ? "pg driver"
+      : /\/bench\/dist\//.test(url)
+      ? "bench bundle (store + harness)"
+      : url.startsWith("node:") || url === ""
+      ? "node internals / native"
+      : "other"
+    counts.set(key, (counts.get(key) ?? 0) + 1)
+  }
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([key, count]) =>
+    `${(count / busy * 100).toFixed(1).padStart(5)}%  ${key}`
+  )
+}
+
 const main = async () => {
   const [workload = "W1", targetName = "postgres", ...rest] = process.argv.slice(2)
   const profIndex = rest.indexOf("--cpu-prof")
@@ -103,6 +144,8 @@ const main = async () => {
       )
       writeFileSync(profFile, JSON.stringify(profile))
       console.log(topSelf(profile, 40).join("\n"))
+      console.log("\nself time by module (share of busy samples):")
+      console.log(byModule(profile).join("\n"))
     }
     await session.close()
     await db.drop()

@@ -24,6 +24,12 @@ export interface ContendedResult {
   readonly conflicts: number
 }
 
+/**
+ * Whether a load went through an aggregate cache: `on`, `off` (the target has none, e.g. raw-pg), or `unavailable`
+ * (the target would use the library's cache, but the library has none yet).
+ */
+export type CacheUse = "on" | "off" | "unavailable"
+
 export interface SeenEvent {
   readonly streamId: string
   readonly version: number
@@ -40,6 +46,18 @@ export interface Session {
     streamId: string,
     times: number
   ) => Promise<{ readonly durations: ReadonlyArray<number>; readonly sum: number }>
+  /**
+   * W4w: `times` rounds of (append one event, `deposit(first + i)`, to the stream at the version the last load
+   * returned, untimed; then load and fold the stream, timed). Effect targets load through the aggregate cache when
+   * the library has one (see `targets/aggregateCache.ts`); the duration of each load in ms and the last sum.
+   */
+  readonly warmRehydrate: (
+    streamId: string,
+    times: number,
+    first: number
+  ) => Promise<{ readonly durations: ReadonlyArray<number>; readonly sum: number; readonly cache: CacheUse }>
+  /** W6: one append per batch to a new stream (expected: no stream), one at a time; the duration of each in ms. */
+  readonly appendSequential: (batches: ReadonlyArray<Batch>) => Promise<ReadonlyArray<number>>
   /**
    * W5 and M1: read the whole global log in order; `onChunk` sees the events as the store hands them out.
    * `bounded` (M1) asks for a read whose memory does not grow with the log.
@@ -80,6 +98,20 @@ export const forEachConcurrent = async <A>(
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+}
+
+/** Runs `task` over `items` one at a time and returns the duration of each call in ms (W6, Promise targets). */
+export const timeEach = async <A>(
+  items: ReadonlyArray<A>,
+  task: (item: A) => Promise<unknown>
+): Promise<ReadonlyArray<number>> => {
+  const durations: Array<number> = []
+  for (const item of items) {
+    const start = performance.now()
+    await task(item)
+    durations.push(performance.now() - start)
+  }
+  return durations
 }
 
 /** Runs `writers` async loops concurrently, each `perWriter` times. */

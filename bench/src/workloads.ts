@@ -1,13 +1,13 @@
 /**
- * W1–W5 and M1 of bench/README.md. Each returns one measurement; setup (fresh database, schema, seeding)
+ * W1–W6, W4w and M1 of bench/README.md. Each returns one measurement; setup (fresh database, schema, seeding)
  * is outside the timed part.
  */
 import type { Batch, SeenEvent, Session } from "./target.js"
 import { deposit } from "./target.js"
 
-export type WorkloadId = "W1" | "W2" | "W3" | "W4" | "W5" | "M1"
+export type WorkloadId = "W1" | "W2" | "W3" | "W4" | "W4w" | "W5" | "W6" | "M1"
 
-export const workloadIds: ReadonlyArray<WorkloadId> = ["W1", "W2", "W3", "W4", "W5", "M1"]
+export const workloadIds: ReadonlyArray<WorkloadId> = ["W1", "W2", "W3", "W4", "W4w", "W5", "W6", "M1"]
 
 export interface Measurement {
   /** the headline metric */
@@ -40,6 +40,12 @@ const median = (values: ReadonlyArray<number>): number => {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** the `p`-th percentile (0–100) by the nearest-rank method */
+const percentile = (values: ReadonlyArray<number>, p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
 
 const appendWorkload = (
@@ -153,6 +159,55 @@ export const workloads: Record<WorkloadId, Workload> = {
       }
     }
   },
+  W4w: {
+    id: "W4w",
+    description:
+      "warm rehydrate: as W4, but each load follows one append of 1 event (the aggregate cache may serve it)",
+    pool: 1,
+    run: async (session, label) => {
+      const [stream] = batches(`${label}_warm`, 1, 1000)
+      await session.appendNew([stream!], 1)
+      const times = 200
+      const appended = Array.from({ length: times }, (_, i) => deposit(1000 + i))
+      const expectedSum = [...stream!.events, ...appended].reduce((sum, e) => sum + e.data.amount, 0)
+      const start = performance.now()
+      const { cache, durations, sum } = await session.warmRehydrate(stream!.streamId, times, 1000)
+      const elapsed = seconds(start)
+      if (sum !== expectedSum) throw new Error(`W4w: folded sum ${sum}, expected ${expectedSum}`)
+      return {
+        value: round(median(durations), 3),
+        unit: "ms/load",
+        higherIsBetter: false,
+        // `seconds` includes the (untimed) appends
+        extra: { cache, p99: round(percentile(durations, 99), 3), seconds: round(elapsed, 3) }
+      }
+    }
+  },
+  W6: {
+    id: "W6",
+    description: "single writer: 2,000 sequential appends of 1 event to new streams, one in flight (latency)",
+    pool: 1,
+    run: async (session, label) => {
+      // warm-up on other streams, untimed (JIT, the connection): the same for every target
+      await session.appendSequential(batches(`${label}_warmup`, 100, 1))
+      const work = batches(label, 2000, 1)
+      const start = performance.now()
+      const durations = await session.appendSequential(work)
+      const elapsed = seconds(start)
+      return {
+        value: round(percentile(durations, 50), 3),
+        unit: "ms p50",
+        higherIsBetter: false,
+        extra: {
+          p99: round(percentile(durations, 99), 3),
+          p90: round(percentile(durations, 90), 3),
+          max: round(Math.max(...durations), 3),
+          appendsPerSecond: round(work.length / elapsed),
+          seconds: round(elapsed, 3)
+        }
+      }
+    }
+  },
   W5: {
     id: "W5",
     description: "read-all: 100,000 events written by 8 concurrent writers (10-event appends), then read in order",
@@ -204,4 +259,4 @@ export class Unsupported extends Error {
 /** M1's seed: 1,000 new streams of 1,000 events, 4 appends in flight */
 export const m1Seed = (): Array<Batch> => batches("m1", 1000, 1000)
 
-export { median, round }
+export { median, percentile, round }

@@ -14,7 +14,7 @@ import {
 import { getPostgreSQLEventStore, readMessagesBatch } from "@event-driven-io/emmett-postgresql"
 import pg from "pg"
 import type { ContendedResult, NewEvent, SeenEvent, Session, Target } from "../target.js"
-import { deposit, forEachConcurrent, writersLoop } from "../target.js"
+import { deposit, forEachConcurrent, timeEach, writersLoop } from "../target.js"
 
 type Deposited = { type: "Deposited"; data: { amount: number; note: string } }
 
@@ -44,6 +44,11 @@ const commonSession = (store: EmmettEventStore) => ({
         expectedStreamVersion: STREAM_DOES_NOT_EXIST
       })
     }),
+  appendSequential: (batches: Parameters<Session["appendSequential"]>[0]) =>
+    timeEach(batches, (batch) =>
+      store.appendToStream(batch.streamId, toEmmett(batch.events), {
+        expectedStreamVersion: STREAM_DOES_NOT_EXIST
+      })),
   contended: async (streamId: string, writers: number, perWriter: number): Promise<ContendedResult> => {
     let succeeded = 0
     let failed = 0
@@ -66,16 +71,32 @@ const commonSession = (store: EmmettEventStore) => ({
     let sum = 0
     for (let i = 0; i < times; i++) {
       const start = performance.now()
-      const result = await store.aggregateStream<number, Deposited>(streamId, {
-        evolve: (state: number, event: Deposited) => state + event.data.amount,
-        initialState: () => 0
-      })
+      sum = (await aggregate(store, streamId)).state
       durations.push(performance.now() - start)
-      sum = result.state
     }
     return { durations, sum }
+  },
+  // emmett has no aggregate cache: every load reads the whole stream
+  warmRehydrate: async (streamId: string, times: number, first: number) => {
+    const durations: Array<number> = []
+    let loaded = await aggregate(store, streamId)
+    for (let i = 0; i < times; i++) {
+      await store.appendToStream(streamId, toEmmett([deposit(first + i)]), {
+        expectedStreamVersion: loaded.currentStreamVersion
+      })
+      const start = performance.now()
+      loaded = await aggregate(store, streamId)
+      durations.push(performance.now() - start)
+    }
+    return { durations, sum: loaded.state, cache: "off" as const }
   }
 })
+
+const aggregate = (store: EmmettEventStore, streamId: string) =>
+  store.aggregateStream<number, Deposited>(streamId, {
+    evolve: (state: number, event: Deposited) => state + event.data.amount,
+    initialState: () => 0
+  })
 
 export const emmettMemory: Target = {
   name: "emmett-memory",

@@ -13,6 +13,13 @@ export const memory: Target = {
   open: () => effectSession(InMemoryEventStore.layer)
 }
 
+/** `memory` with W3's command handler through the aggregate cache as well (see `aggregateCache.ts`). */
+export const memoryCached: Target = {
+  name: "memory-cached",
+  database: false,
+  open: () => effectSession(InMemoryEventStore.layer, { cachedCommands: true })
+}
+
 export const memorySnapshots: Target = {
   name: "memory-snapshots",
   database: false,

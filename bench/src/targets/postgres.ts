@@ -1,6 +1,7 @@
 /**
  * Our PostgreSQL store: `PostgresEventStore.layer()` (default options: schema `event_store`, pages of 500 rows,
- * one coalesced NOTIFY after commits) over `PgClient.layer` with the workload's pool size.
+ * one coalesced NOTIFY after commits) over `PgClient.layer` with the workload's pool size. Variants: `-cached`
+ * (W3 through the aggregate cache too), `-snapshots`.
  */
 import { PostgresEventStore, PostgresSnapshotStore } from "@effect-eventsourcing/postgres"
 import { PgClient } from "@effect/sql-pg"
@@ -17,6 +18,19 @@ export const postgres: Target = {
       PostgresEventStore.layer().pipe(
         Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: pool }))
       )
+    )
+}
+
+/** `postgres` with W3's command handler through the aggregate cache as well (see `aggregateCache.ts`). */
+export const postgresCached: Target = {
+  name: "postgres-cached",
+  database: true,
+  open: (url, pool) =>
+    effectSession(
+      PostgresEventStore.layer().pipe(
+        Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: pool }))
+      ),
+      { cachedCommands: true }
     )
 }
 
