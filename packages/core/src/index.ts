@@ -29,6 +29,11 @@ export * as EventStore from "./EventStore.js"
 export * as ExpectedVersion from "./ExpectedVersion.js"
 
 /**
+ * @since 0.2.0
+ */
+export * as HttpConventions from "./HttpConventions.js"
+
+/**
  * @since 0.1.0
  */
 export * as InMemoryEventStore from "./InMemoryEventStore.js"
