@@ -67,3 +67,8 @@ export * as StreamId from "./StreamId.js"
  * @since 0.1.0
  */
 export * as Subscription from "./Subscription.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as View from "./View.js"
