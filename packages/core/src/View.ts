@@ -227,8 +227,8 @@ export const make = <A, I>(options: {
   readonly name: string
   readonly schema: Schema.Schema<A, I>
   readonly key: (event: EventStore.RecordedEvent) => string | undefined
-  readonly initial: A | ((key: string) => A)
-  readonly evolve: (view: A, event: EventStore.RecordedEvent) => A
+  readonly initial: NoInfer<A> | ((key: string) => NoInfer<A>)
+  readonly evolve: (view: A, event: EventStore.RecordedEvent) => NoInfer<A>
   readonly filter?: EventStore.Filter | undefined
 }): View<A, I> => ({
   [TypeId]: TypeId,
@@ -279,8 +279,8 @@ export const fromAggregate = <State, Command, Event, DomainError, A, I>(
     readonly name: string
     readonly schema: Schema.Schema<A, I>
     readonly key?: ((event: Event, recorded: EventStore.RecordedEvent) => string | undefined) | undefined
-    readonly initial: A | ((key: string) => A)
-    readonly evolve: (view: A, event: Event, recorded: EventStore.RecordedEvent) => A
+    readonly initial: NoInfer<A> | ((key: string) => NoInfer<A>)
+    readonly evolve: (view: A, event: Event, recorded: EventStore.RecordedEvent) => NoInfer<A>
   }
 ): View<A, I, Event, Aggregate.EventDecodeError> => {
   const decode = codec(aggregate).decode
@@ -439,6 +439,29 @@ export const get = <A, I, Event, E>(
   Effect.flatMap(ViewStore, (store) => store.load(view.name, [key])).pipe(
     Effect.flatMap((documents) =>
       documents.length === 0 ? Effect.succeedNone : Effect.map(decodeDocument(view, documents[0]!), Option.some)
+    )
+  )
+
+/**
+ * The document of a key with the position of the last event that changed it; `None` when no event created it yet.
+ *
+ * @since 0.2.0
+ * @category reading
+ */
+export const getDocument = <A, I, Event, E>(
+  view: View<A, I, Event, E>,
+  key: string
+): Effect.Effect<
+  Option.Option<{ readonly key: string; readonly value: A; readonly position: number }>,
+  ViewStoreError | ViewDocumentError,
+  ViewStore
+> =>
+  Effect.flatMap(ViewStore, (store) => store.load(view.name, [key])).pipe(
+    Effect.flatMap((documents) =>
+      documents.length === 0 ? Effect.succeedNone : Effect.map(
+        decodeDocument(view, documents[0]!),
+        (value) => Option.some({ key, value, position: documents[0]!.position })
+      )
     )
   )
 
