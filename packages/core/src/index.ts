@@ -29,6 +29,11 @@ export * as EventStore from "./EventStore.js"
 export * as ExpectedVersion from "./ExpectedVersion.js"
 
 /**
+ * @since 0.2.0
+ */
+export * as HttpConventions from "./HttpConventions.js"
+
+/**
  * @since 0.1.0
  */
 export * as InMemoryEventStore from "./InMemoryEventStore.js"
@@ -62,3 +67,8 @@ export * as StreamId from "./StreamId.js"
  * @since 0.1.0
  */
 export * as Subscription from "./Subscription.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as View from "./View.js"

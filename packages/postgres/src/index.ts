@@ -12,3 +12,8 @@ export * as PostgresEventStore from "./PostgresEventStore.js"
  * @since 0.1.0
  */
 export * as PostgresSnapshotStore from "./PostgresSnapshotStore.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as PostgresViewStore from "./PostgresViewStore.js"

@@ -1,10 +1,11 @@
 /**
- * Gives the postgres tests a real PostgreSQL server: `DATABASE_URL` when it is set, otherwise an embedded
- * PostgreSQL 15 (see `embeddedServer.ts`) on a free port with its data in a temporary directory that is removed at
- * the end. Tests read the URL with `inject("databaseUrl")` (see `test/utils.ts`).
+ * Gives the tests a real PostgreSQL server through the package's public test support
+ * (`@effect-eventsourcing/postgres/testing`, the module users register as their vitest `globalSetup`):
+ * `DATABASE_URL` when it is set, otherwise an embedded PostgreSQL 15 for the whole run. The URL is also provided
+ * under the key `databaseUrl`, which the example and smoke tests read with `inject("databaseUrl")`.
  */
 import type { TestProject } from "vitest/node"
-import { startEmbedded } from "./embeddedServer.js"
+import { setup as setupDatabase } from "../src/testing/globalSetup.js"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -13,12 +14,7 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
-  const given = process.env.DATABASE_URL
-  if (given !== undefined && given !== "") {
-    project.provide("databaseUrl", given)
-    return undefined
-  }
-  const server = await startEmbedded()
-  project.provide("databaseUrl", server.url)
-  return () => server.destroy()
+  const teardown = await setupDatabase(project)
+  project.provide("databaseUrl", project.getProvidedContext()["@effect-eventsourcing/postgres/testing"])
+  return teardown
 }

@@ -22,3 +22,8 @@ export * as CheckpointStoreContract from "./CheckpointStoreContract.js"
  * @since 0.2.0
  */
 export * as SnapshotStoreContract from "./SnapshotStoreContract.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as ProjectionSpec from "./ProjectionSpec.js"
