@@ -141,14 +141,14 @@ export const make = (options: {
       yield* Effect.raceFirst(Deferred.await(lost), watchdog)
     }).pipe(Effect.scoped)
 
-    // sessions that ended before LISTEN was up, in a row: the pause before the next one doubles (200 ms to 5 s)
+    // sessions that ended before LISTEN was up, in a row: the pause before the next one doubles (100 ms to 2 s)
     let failedAttempts = 0
     const listener = session.pipe(
       Effect.catchAllCause(() => Effect.void),
       // events may have been committed while nobody listened: subscribers poll now (and after the next session's
       // LISTEN again); a new session shortly (the server may be starting up)
       Effect.zipRight(wake),
-      Effect.zipRight(Effect.suspend(() => Effect.sleep(Math.min(5_000, 200 * 2 ** Math.min(failedAttempts++, 5))))),
+      Effect.zipRight(Effect.suspend(() => Effect.sleep(Math.min(2_000, 100 * 2 ** Math.min(failedAttempts++, 5))))),
       Effect.forever,
       Effect.interruptible
     )
