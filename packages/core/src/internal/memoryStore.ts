@@ -28,7 +28,8 @@ interface StreamState {
 
 interface Pending {
   readonly positions: Deferred.Deferred<ReadonlyArray<number>>
-  readonly release: Deferred.Deferred<void>
+  /** `true`: commit (`release`), `false`: fail (`rollback`) */
+  readonly release: Deferred.Deferred<boolean>
 }
 
 const PAGE = 1024
@@ -225,7 +226,15 @@ export const make = (
         const waitForRelease = hold === undefined
           ? Effect.void
           : Deferred.succeed(hold.positions, all.map((e) => e.position)).pipe(
-            Effect.zipRight(Deferred.await(hold.release))
+            Effect.zipRight(Deferred.await(hold.release)),
+            Effect.flatMap((commits) =>
+              commits ? Effect.void : Effect.fail(
+                new EventStore.EventStoreError({
+                  method,
+                  cause: new Error("the held commit was rolled back (HeldCommit.rollback)")
+                })
+              )
+            )
           )
         return waitForRelease.pipe(
           Effect.zipRight(
@@ -339,12 +348,13 @@ export const make = (
       holdNextCommit: Effect.sync(() => {
         const pending: Pending = {
           positions: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
-          release: Deferred.unsafeMake<void>(FiberId.none)
+          release: Deferred.unsafeMake<boolean>(FiberId.none)
         }
         holds.push(pending)
         return {
           reserved: Deferred.await(pending.positions),
-          release: Effect.asVoid(Deferred.succeed(pending.release, undefined))
+          release: Effect.asVoid(Deferred.succeed(pending.release, true)),
+          rollback: Effect.asVoid(Deferred.succeed(pending.release, false))
         }
       })
     }
