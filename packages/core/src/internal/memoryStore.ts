@@ -246,8 +246,9 @@ export const make = (
       })
 
     // with inline handlers a commit is no longer one synchronous step: run commits one at a time so that a
-    // failing handler can give its versions back without disturbing another writer
-    const commitLock = Effect.unsafeMakeSemaphore(1)
+    // failing handler can give its versions back without disturbing another writer (in arrival order: see
+    // `makeFifoLock`)
+    const commitLock = StoreKit.makeFifoLock()
     const commit = <A>(
       method: string,
       requests: ReadonlyArray<EventStore.AppendRequest>,
@@ -255,7 +256,7 @@ export const make = (
     ): Effect.Effect<A, EventStore.AppendError> =>
       inline.length === 0
         ? commitUnsafe(method, requests, pick)
-        : commitLock.withPermits(1)(commitUnsafe(method, requests, pick))
+        : commitLock.withLock(commitUnsafe(method, requests, pick))
     const firstResult = (results: ReadonlyArray<EventStore.AppendResult>) => results[0]!
     const allResults = (results: ReadonlyArray<EventStore.AppendResult>) => results
 
