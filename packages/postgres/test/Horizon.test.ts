@@ -178,7 +178,8 @@ describe("the gap-safety horizon ignores unrelated transactions", () => {
             const page = Chunk.toArray(
               yield* Stream.runCollect(store.readAll({ from, limit: 5 }))
             )
-            seen.push(...page)
+            // (the earlier tests of this file wrote to the same store)
+            seen.push(...page.filter((e) => e.streamId.startsWith("load-")))
             if (page.length > 0) {
               from = page[page.length - 1]!.position + 1
             } else if (yield* Deferred.isDone(done)) {
