@@ -6,10 +6,7 @@ export default mergeConfig(
   defineProject({
     test: {
       name: "postgres",
-      globalSetup: ["./test/globalSetup.ts"],
-      // Global reads are gap-safe through the server-wide oldest running transaction: a test file holding a
-      // writing transaction open on purpose would delay the global reads of the others (same server)
-      fileParallelism: false
+      globalSetup: ["./test/globalSetup.ts"]
     }
   })
 )

@@ -16,6 +16,15 @@ import type * as Projection from "./Projection.js"
  * A commit held "in flight" by {@link Control.holdNextCommit}: its positions are reserved but it is not visible until
  * `release`. Later commits become durable meanwhile, yet global readers and subscribers must not pass the hole.
  *
+ * The held append ends in one of three ways; the first to happen wins, later calls do nothing:
+ * - `release`: it commits (inline projections run then) and succeeds;
+ * - `rollback`: it fails with `EventStoreError` (method `append` or `appendMany`) and nothing of it ever becomes
+ *   visible: its positions stay a hole that readers skip, and the streams' versions are given back;
+ * - the appending fiber is interrupted: the same as `rollback`, except that the append ends interrupted (as a
+ *   PostgreSQL transaction rolled back by its client).
+ *
+ * `release` or `rollback` before an append has reserved its positions decides that append's fate in advance.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -24,6 +33,12 @@ export interface HeldCommit {
   readonly reserved: Effect.Effect<ReadonlyArray<number>>
   /** Lets the held commit become visible. */
   readonly release: Effect.Effect<void>
+  /**
+   * Makes the held commit fail instead: nothing becomes visible, its positions stay a hole.
+   *
+   * @since 0.2.0
+   */
+  readonly rollback: Effect.Effect<void>
 }
 
 /**

@@ -199,7 +199,9 @@ export const makeSignal: () => Signal = internal.makeSignal
 
 /**
  * A lock per key: the returned function takes the key's lock until the scope closes (a second taker waits; an
- * interrupted waiter or holder lets go). A key's entry exists only while someone holds or waits for it.
+ * interrupted waiter or holder lets go). Waiters get the lock in arrival order: a release hands it to the longest
+ * waiter, and a new taker never overtakes those already waiting. A key's entry exists only while someone holds or
+ * waits for it.
  *
  * @since 0.2.0
  * @category constructors

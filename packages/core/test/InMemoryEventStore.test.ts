@@ -64,6 +64,74 @@ describe("InMemoryEventStore", () => {
     }))
 })
 
+describe("InMemoryEventStore held commits", () => {
+  const positionsOf = (events: Chunk.Chunk<EventStore.RecordedEvent>) => Chunk.toArray(events).map((e) => e.position)
+
+  it.effect("rollback: the held append fails, nothing of it becomes visible, readers skip its hole", () =>
+    Effect.gen(function*() {
+      const { control, store } = yield* InMemoryEventStore.makeWithControl()
+      yield* store.append(s("a"), [ev(0)], ExpectedVersion.NoStream)
+      const held = yield* control.holdNextCommit
+      const doomed = yield* Effect.fork(store.append(s("a"), [ev(1), ev(2)], ExpectedVersion.Exact(1)))
+      assert.deepStrictEqual(yield* held.reserved, [2, 3])
+      yield* store.append(s("b"), [ev(3)], ExpectedVersion.NoStream)
+      // a subscriber started while the commit is in flight must not pass the hole, then skip it
+      const sub = yield* Effect.fork(Stream.runCollect(Stream.take(store.subscribe(), 2)))
+      assert.deepStrictEqual(positionsOf(yield* Stream.runCollect(store.readAll())), [1])
+      yield* held.rollback
+      const error = yield* Effect.flip(Fiber.join(doomed))
+      assert(error instanceof EventStore.EventStoreError)
+      assert.strictEqual(error.method, "append")
+      assert.deepStrictEqual(positionsOf(yield* Fiber.join(sub)), [1, 4])
+      assert.deepStrictEqual(positionsOf(yield* Stream.runCollect(store.readAll())), [1, 4])
+      assert.deepStrictEqual(Chunk.toArray(yield* Stream.runCollect(store.read(s("a")))).map((e) => e.version), [1])
+      // the version was given back: the stream goes on from 1
+      assert.strictEqual(yield* store.streamVersion(s("a")), 1)
+      assert.deepStrictEqual(yield* store.append(s("a"), [ev(5)], ExpectedVersion.Exact(1)), {
+        version: 2,
+        position: 5
+      })
+      // a later release does nothing: the first decision wins
+      yield* held.release
+      assert.deepStrictEqual(positionsOf(yield* Stream.runCollect(store.readAll())), [1, 4, 5])
+    }))
+
+  it.effect("interrupting the held appender rolls it back like rollback", () =>
+    Effect.gen(function*() {
+      const { control, store } = yield* InMemoryEventStore.makeWithControl()
+      const held = yield* control.holdNextCommit
+      const appender = yield* Effect.fork(
+        store.appendMany([{ streamId: s("x"), events: [ev(1)], expected: ExpectedVersion.NoStream }])
+      )
+      assert.deepStrictEqual(yield* held.reserved, [1])
+      yield* store.append(s("y"), [ev(2)], ExpectedVersion.NoStream)
+      assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.readAll())), 0)
+      yield* Fiber.interrupt(appender)
+      assert.deepStrictEqual(positionsOf(yield* Stream.runCollect(store.readAll())), [2])
+      assert.strictEqual(yield* store.streamVersion(s("x")), 0)
+      yield* store.append(s("x"), [ev(3)], ExpectedVersion.NoStream)
+      assert.deepStrictEqual(positionsOf(yield* Stream.runCollect(store.readAll())), [2, 3])
+    }))
+
+  it.effect("rollback before the append: the next append fails when it reserves", () =>
+    Effect.gen(function*() {
+      const { control, store } = yield* InMemoryEventStore.makeWithControl()
+      const held = yield* control.holdNextCommit
+      yield* held.rollback
+      const error = yield* Effect.flip(
+        store.appendMany([{ streamId: s("p"), events: [ev(1)], expected: ExpectedVersion.Any }])
+      )
+      assert(error instanceof EventStore.EventStoreError)
+      assert.strictEqual(error.method, "appendMany")
+      assert.deepStrictEqual(yield* held.reserved, [1])
+      assert.strictEqual(Chunk.size(yield* Stream.runCollect(store.readAll())), 0)
+      assert.deepStrictEqual(yield* store.append(s("p"), [ev(2)], ExpectedVersion.NoStream), {
+        version: 1,
+        position: 2
+      })
+    }))
+})
+
 describe("InMemoryEventStore idempotency and tracing", () => {
   it.effect("re-sending a committed batch with the same ids returns the original result and writes nothing", () =>
     Effect.gen(function*() {

@@ -387,4 +387,54 @@ describe("StoreKit concurrency and time", () => {
       yield* Scope.close(holder, Exit.void)
       yield* Effect.scoped(lock("c"))
     }))
+
+  it.effect("makeKeyedLock: waiters get the lock in arrival order; a holder that asks again queues behind them", () =>
+    Effect.gen(function*() {
+      const lock = StoreKit.makeKeyedLock()
+      const order: Array<string> = []
+      const take = (name: string) => Effect.scoped(Effect.zipRight(lock("k"), Effect.sync(() => order.push(name))))
+      const turns = Effect.repeatN(Effect.yieldNow(), 10)
+      const holder = yield* Scope.make()
+      yield* Scope.extend(lock("k"), holder)
+      const waiters = yield* Effect.forEach(
+        ["w1", "w2", "w3"],
+        (name) => Effect.zipLeft(Effect.fork(take(name)), turns)
+      )
+      // the holder lets go and asks again in the same step: with Effect's Semaphore it took the freed permit before
+      // any woken waiter ran (order h, w1, w2, w3 became h-again first)
+      yield* Scope.close(holder, Exit.void)
+      const again = yield* Effect.fork(take("h again"))
+      yield* Effect.forEach(waiters, Fiber.join)
+      yield* Fiber.join(again)
+      assert.deepStrictEqual(order, ["w1", "w2", "w3", "h again"])
+    }))
+
+  it.effect("makeKeyedLock: under random interruption of waiters and holders, never two holders, and it ends free", () =>
+    Effect.gen(function*() {
+      const lock = StoreKit.makeKeyedLock()
+      let holding = 0
+      let most = 0
+      let entered = 0
+      const inside = Effect.sync(() => {
+        holding++
+        entered++
+        most = Math.max(most, holding)
+      }).pipe(Effect.zipRight(Effect.yieldNow()), Effect.ensuring(Effect.sync(() => holding--)))
+      // the count goes down before the lock is let go (the scope closes after `inside` ends, however it ends)
+      const critical = Effect.scoped(Effect.zipRight(lock("k"), inside))
+      for (let round = 0; round < 20; round++) {
+        const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(critical))
+        for (let i = 0; i < fibers.length; i++) {
+          if ((i * 7 + round) % 3 === 0) yield* Fiber.interrupt(fibers[i]!)
+          if (i % 4 === 0) yield* Effect.yieldNow()
+        }
+        yield* Effect.forEach(fibers, Fiber.await)
+      }
+      assert.strictEqual(most, 1)
+      assert.isAbove(entered, 100)
+      // nothing is left holding it: a new taker gets it at once
+      const free = yield* Effect.scoped(lock("k")).pipe(Effect.timeout("1 second"), Effect.fork)
+      yield* TestClock.adjust("2 seconds")
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(free)))
+    }))
 })

@@ -28,7 +28,8 @@ interface StreamState {
 
 interface Pending {
   readonly positions: Deferred.Deferred<ReadonlyArray<number>>
-  readonly release: Deferred.Deferred<void>
+  /** `true`: commit (`release`), `false`: fail (`rollback`) */
+  readonly release: Deferred.Deferred<boolean>
 }
 
 const PAGE = 1024
@@ -232,7 +233,15 @@ export const make = (
         const waitForRelease = hold === undefined
           ? Effect.void
           : Deferred.succeed(hold.positions, all.map((e) => e.position)).pipe(
-            Effect.zipRight(Deferred.await(hold.release))
+            Effect.zipRight(Deferred.await(hold.release)),
+            Effect.flatMap((commits) =>
+              commits ? Effect.void : Effect.fail(
+                new EventStore.EventStoreError({
+                  method,
+                  cause: new Error("the held commit was rolled back (HeldCommit.rollback)")
+                })
+              )
+            )
           )
         return waitForRelease.pipe(
           Effect.zipRight(
@@ -244,8 +253,9 @@ export const make = (
       })
 
     // with inline handlers a commit is no longer one synchronous step: run commits one at a time so that a
-    // failing handler can give its versions back without disturbing another writer
-    const commitLock = Effect.unsafeMakeSemaphore(1)
+    // failing handler can give its versions back without disturbing another writer (in arrival order: see
+    // `makeFifoLock`)
+    const commitLock = StoreKit.makeFifoLock()
     const commit = <A>(
       method: string,
       requests: ReadonlyArray<EventStore.AppendRequest>,
@@ -253,7 +263,7 @@ export const make = (
     ): Effect.Effect<A, EventStore.AppendError> =>
       inline.length === 0
         ? commitUnsafe(method, requests, pick)
-        : commitLock.withPermits(1)(commitUnsafe(method, requests, pick))
+        : commitLock.withLock(commitUnsafe(method, requests, pick))
     const firstResult = (results: ReadonlyArray<EventStore.AppendResult>) => results[0]!
     const allResults = (results: ReadonlyArray<EventStore.AppendResult>) => results
 
@@ -346,12 +356,13 @@ export const make = (
       holdNextCommit: Effect.sync(() => {
         const pending: Pending = {
           positions: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
-          release: Deferred.unsafeMake<void>(FiberId.none)
+          release: Deferred.unsafeMake<boolean>(FiberId.none)
         }
         holds.push(pending)
         return {
           reserved: Deferred.await(pending.positions),
-          release: Effect.asVoid(Deferred.succeed(pending.release, undefined))
+          release: Effect.asVoid(Deferred.succeed(pending.release, true)),
+          rollback: Effect.asVoid(Deferred.succeed(pending.release, false))
         }
       })
     }

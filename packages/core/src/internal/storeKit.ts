@@ -164,34 +164,105 @@ export const makeSignal = (): Signal => {
   }
 }
 
-interface Holder {
-  readonly semaphore: Effect.Semaphore
-  refs: number
+interface Waiter {
+  /** the lock was handed to this waiter (it owns it until it releases) */
+  owns: boolean
+  wake: (() => void) | undefined
+}
+
+/**
+ * A mutual-exclusion lock with FIFO handoff: a release hands the lock straight to the longest waiter, which alone is
+ * woken. Effect's `Semaphore` instead frees the permit and wakes every waiter; whoever runs first takes it (a new
+ * arrival can take it before any of them), and the others queue again at the back: O(waiters) wake-ups per release
+ * and unbounded overtaking. 500 fibers queued on one lock waited a median 9.7 s (max 13.3 s) there, 0.23 s (max 0.35 s)
+ * here; 1,000 locked commands on 10 streams of the in-memory store up to 23 s, here up to 6.6 s
+ * (`benchmark/lockLatency.ts`). Here each release costs one wake-up and the waiters go in arrival order.
+ *
+ * An interrupted waiter leaves the queue; one interrupted just after the lock was handed to it passes it on.
+ *
+ * @internal
+ */
+export interface FifoLock {
+  /** runs `self` holding the lock */
+  readonly withLock: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** takes the lock until the scope closes */
+  readonly take: Effect.Effect<void, never, Scope.Scope>
+  /** whether the lock is held or waited for */
+  readonly busy: () => boolean
+}
+
+/** @internal */
+export const makeFifoLock = (): FifoLock => {
+  let locked = false
+  // insertion-ordered: the first entry is the longest waiter; removal of an interrupted waiter is O(1)
+  const waiters = new Set<Waiter>()
+  const release = () => {
+    const next = waiters.values().next()
+    if (next.done === true) {
+      locked = false
+      return
+    }
+    const waiter = next.value
+    waiters.delete(waiter)
+    waiter.owns = true
+    waiter.wake!()
+  }
+  // in an uninterruptible region: only the wait itself is interruptible (`restore`)
+  const acquire = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+    Effect.suspend(() => {
+      if (!locked) {
+        locked = true
+        return Effect.void
+      }
+      const waiter: Waiter = { owns: false, wake: undefined }
+      return restore(Effect.async<void>((resume) => {
+        waiter.wake = () => resume(Effect.void)
+        waiters.add(waiter)
+        return Effect.sync(() => {
+          waiters.delete(waiter)
+        })
+      })).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            // handed over, then interrupted before it could run: pass it on
+            if (waiter.owns) release()
+          })
+        )
+      )
+    })
+  const releaseEffect = Effect.sync(release)
+  return {
+    withLock: (self) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.zipRight(acquire(restore), Effect.ensuring(restore(self), releaseEffect))
+      ),
+    take: Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(acquire(restore), Effect.asVoid(Effect.addFinalizer(() => releaseEffect)))
+    ),
+    busy: () => locked
+  }
 }
 
 /** @internal */
 export const makeKeyedLock = (): (key: string) => Effect.Effect<void, never, Scope.Scope> => {
-  const holders = new Map<string, Holder>()
+  const locks = new Map<string, FifoLock>()
   return (key) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        let holder = holders.get(key)
-        if (holder === undefined) {
-          holder = { semaphore: Effect.unsafeMakeSemaphore(1), refs: 0 }
-          holders.set(key, holder)
-        }
-        const entry = holder
-        entry.refs++
-        const forget = Effect.sync(() => {
-          entry.refs--
-          if (entry.refs === 0) holders.delete(key)
-        })
-        return restore(entry.semaphore.take(1)).pipe(
-          Effect.onInterrupt(() => forget),
-          Effect.zipRight(Effect.addFinalizer(() => Effect.zipRight(entry.semaphore.release(1), forget)))
-        )
+    Effect.suspend(() => {
+      let lock = locks.get(key)
+      if (lock === undefined) {
+        lock = makeFifoLock()
+        locks.set(key, lock)
+      }
+      const entry = lock
+      // forget the key's lock once nobody holds or waits for it (after every release or interrupted wait)
+      const forget = Effect.sync(() => {
+        if (!entry.busy() && locks.get(key) === entry) locks.delete(key)
       })
-    )
+      return Effect.zipRight(
+        Effect.addFinalizer(() => forget),
+        entry.take
+      )
+    })
 }
 
 // -------------------------------------------------------------------------------------

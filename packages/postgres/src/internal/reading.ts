@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import { writersKey } from "./migrations/0005_writers_key.js"
 import type { Signal } from "./notification.js"
 import { isConnectionLoss, storeError } from "./sqlErrors.js"
 import { transaction } from "./transaction.js"
@@ -31,8 +32,64 @@ interface EventRow {
 }
 
 interface GlobalRow extends EventRow {
-  /** the row's recorded id is below the snapshot's xmin (see the gap-safety note of migration 1) */
+  /** the row's recorded id is below the horizon (see `horizon`) */
   readonly safe: boolean
+}
+
+/**
+ * The gap-safety horizon of a global read, as one SQL expression (of type xid8) evaluated in the statement that reads
+ * the page (`schema` unquoted): a row is handed out only when the id recorded with it (`xid`) is below it, and a page
+ * stops at the first row that is not.
+ *
+ * It is the statement snapshot's xmin (the oldest transaction of the whole server still running), with every
+ * transaction left out that is proven not to be a writer of this store: then a long transaction in another
+ * database, or in this database without this store's positions, holds back nothing.
+ *
+ * H = min(xmax of the snapshot S, the ids in S's running list `xip` except those proven foreign), where an id x of
+ * `xip` is proven foreign when ONE scan of `pg_locks` (taken after S: the snapshot is taken when the statement
+ * starts) shows x's own lock (`transactionid`, ExclusiveLock) held by a virtual transaction V that holds no writer
+ * lock of this store: neither the writers' key of migration 5 (advisory, this database) nor any lock on the
+ * position sequence. Everything else is kept, in particular an x without a lock row (ended meanwhile, or its id just
+ * assigned and its lock not yet taken). A prepared transaction keeps its virtual transaction id (the one it had, or
+ * `-1/<x>` after a restart) for all its locks.
+ *
+ * Why no event can later commit behind a reader (the order promise). Suppose the page hands out the row of
+ * transaction R at position p (visible to S, so R committed before S, and recorded w < H) and a transaction T holds a
+ * position p' < p that is not visible to S and may still commit. T took p' before R took p (positions are taken in
+ * order, one transaction at a time), hence before S, so T had an id by then, running at S: x = id(T) is in `xip`
+ * or >= xmax. By the recorded-id rule of migration 1, id(T) <= w (T was still running when R took its positions and
+ * recorded w). And T holds a writer lock from before taking p' until it ends: the writers' key is taken before the
+ * positions (migration 5), and `nextval` locks the sequence (RowExclusiveLock, owned by the top-level transaction)
+ * before it hands out a value. At the scan (after S), either T has ended (its locks are gone: x is kept) or it holds
+ * its writer lock under its own V, shown by the same scan (the key is in the main lock table, read as one picture;
+ * the sequence lock may be a fast-path lock, read backend by backend BEFORE the main table: a lock held from before
+ * S until after the main table is read is shown either way) - x is kept. Either way H <= x = id(T) <= w < H, a
+ * contradiction. No step needs S to be the latest snapshot, so the statement may run in any transaction.
+ *
+ * Ids are compared as 32-bit xids (`pg_locks` has no epoch): the running ids are less than 2^31 apart, so equal
+ * 32-bit ids are the same transaction. On a standby `pg_locks` shows no such rows: nothing is left out.
+ *
+ * @internal
+ */
+export const horizon = (schema: string): string => {
+  const s = `"${schema}"`
+  const key = writersKey(schema)
+  return `(with l as materialized (
+    select l.virtualtransaction as v, l.transactionid as x, l.locktype <> 'transactionid' as writer
+    from pg_catalog.pg_locks l
+    where (l.locktype = 'transactionid' and l.mode = 'ExclusiveLock' and l.granted)
+      or (l.database = (select d.oid from pg_catalog.pg_database d where d.datname = current_database())
+        and ((l.locktype = 'advisory' and l.objsubid = 1 and l.classid = ((${key} >> 32) & 4294967295)::oid
+            and l.objid = (${key} & 4294967295)::oid)
+          or (l.locktype = 'relation' and l.relation = '${s}.events_position_seq'::regclass)))
+  )
+  select least(pg_snapshot_xmax(c.snap), (
+    select min(i.x) from pg_snapshot_xip(c.snap) as i(x)
+    where not exists (
+      select from l r
+      where r.x = xid(i.x) and not r.writer
+        and not exists (select from l h where h.v = r.v and h.writer))))
+  from (select pg_current_snapshot() as snap) c)`
 }
 
 // consecutive rows usually share their commit time: reuse the DateTime (StoreKit's per-millisecond cache)
@@ -151,6 +208,8 @@ export const make = (options: {
   readonly startListener: Effect.Effect<void>
 }): Reader => {
   const { globalPageSize, pageSize, pollInterval, s, signal, sql, startListener } = options
+  // the quoted name's inside (the name is a validated plain identifier)
+  const horizonSql = horizon(s.slice(1, -1))
 
   const versionOf = (streamId: string) =>
     Effect.map(
@@ -200,8 +259,8 @@ export const make = (options: {
     }).pipe(Stream.mapError(storeError("read")))
 
   /**
-   * One page of the global log after `cursor`, cut before the first row that is not yet safe (see the gap-safety
-   * note of migration 1). `blocked`: the cut stopped the page early.
+   * One page of the global log after `cursor`, cut before the first row that is not yet safe (see `horizon`).
+   * `blocked`: the cut stopped the page early.
    */
   const globalPage = (
     cursor: number,
@@ -243,8 +302,8 @@ export const make = (options: {
         : `select * from (${branches.join(" union all ")}) u order by u.position limit $2`
     }
     const text = `select ${packed("e.")}, e.stream_id, e.type, e.data, nullif(e.metadata, '{}'::jsonb) as metadata, ` +
-      `e.xid < s.xmin as safe ` +
-      `from (select pg_snapshot_xmin(pg_current_snapshot()) as xmin) s cross join lateral (${inner}) e`
+      `e.xid < s.horizon as safe ` +
+      `from (select ${horizonSql} as horizon) s cross join lateral (${inner}) e`
     const query = sql.unsafe<GlobalRow>(text, params)
     // without fresh statistics (a table filled quickly) the planner prefers a bitmap scan of every matching row
     // and a sort, on every page; the ordered index scan reads one page
