@@ -5,8 +5,11 @@
  * - The consumer is a durable pull consumer with explicit acks, created on first start (or checked: see
  *   {@link ConsumerConfigMismatch}); its position survives restarts of the process.
  * - Every message is rebuilt into the `RecordedEvent` the relay published (id from `Nats-Msg-Id`, the rest from the
- *   headers and the JSON body), handed to `projection.handle`, and acknowledged (with a confirmed ack) only after
- *   the handler succeeded: **at-least-once** (a crash between the handler and the ack hands the event again).
+ *   headers and the JSON body), handed to `projection.handle`, and acknowledged only after the handler succeeded:
+ *   **at-least-once** (a crash between the handler and the ack, or a lost ack, hands the event again after
+ *   `ackWait`: make the handler idempotent, e.g. by event id or by the stream's version).
+ * - When the source stops, the message being handled and those the client holds are handed back at once (nak); a
+ *   message the server was sending at that moment comes again after `ackWait`.
  * - A handler failure is logged and the message is nak'ed with a delay (`nakDelay`), then handled again, for as
  *   long as it fails; the source never skips an event. While a handler runs longer than half the consumer's
  *   `ackWait`, the message is kept in progress.
@@ -343,48 +346,71 @@ export const forkScoped = <E, R>(
         return Effect.zipRight(Effect.sync(() => msg.nak()), Effect.fail(new Stop(decoded.left)))
       }
       const event = decoded.right
-      return Effect.raceFirst(Effect.exit(projection.handle(event)), inProgress(msg)).pipe(
-        // interrupted (the source stops): hand the message back at once rather than after ackWait
-        Effect.onInterrupt(() => Effect.sync(() => msg.nak())),
-        Effect.flatMap((exit) => {
-          if (Exit.isSuccess(exit)) {
-            return tryNats("ack", () => msg.ackAck()).pipe(
-              Effect.flatMap((acked) =>
-                acked
-                  ? SubscriptionRef.update(processed, (p) => Math.max(p, event.position))
-                  : Effect.fail(new NatsConnection.NatsError({ method: "ack", cause: "the ack was not confirmed" }))
+      // interrupted while the handler runs (the source stops): the message is handed back at once (rather than
+      // after ackWait); once the handler is done, its ack or nak is sent without interruption
+      return Effect.uninterruptibleMask((restore) =>
+        restore(Effect.raceFirst(Effect.exit(projection.handle(event)), inProgress(msg))).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => msg.nak())),
+          Effect.flatMap((exit) => {
+            if (Exit.isSuccess(exit)) {
+              return Effect.zipRight(
+                Effect.sync(() => msg.ack()),
+                SubscriptionRef.update(processed, (p) => Math.max(p, event.position))
               )
+            }
+            const failure = Cause.failureOption(exit.cause)
+            return Effect.zipRight(
+              Effect.sync(() => msg.nak(nakDelay)),
+              failure._tag === "Some"
+                ? Effect.logWarning("JetStreamSource: the projection failed, the event is delivered again", exit.cause)
+                  .pipe(
+                    Effect.annotateLogs({
+                      projection: projection.name,
+                      position: event.position,
+                      deliveries: msg.info.deliveryCount
+                    })
+                  )
+                : Effect.failCause(exit.cause as Cause.Cause<never>)
             )
-          }
-          const failure = Cause.failureOption(exit.cause)
-          return Effect.zipRight(
-            Effect.sync(() => msg.nak(nakDelay)),
-            failure._tag === "Some"
-              ? Effect.logWarning("JetStreamSource: the projection failed, the event is delivered again", exit.cause)
-                .pipe(
-                  Effect.annotateLogs({
-                    projection: projection.name,
-                    position: event.position,
-                    deliveries: msg.info.deliveryCount
-                  })
-                )
-              : Effect.failCause(exit.cause as Cause.Cause<never>)
-          )
-        }),
+          })
+        )
+      ).pipe(
         Effect.withSpan("JetStreamSource.handle", {
           attributes: { "jetstream.consumer": consumer, "event.position": event.position }
         })
       )
     }
 
+    /**
+     * Consumes until something fails. On the way out the messages the client holds but the projection has not
+     * handled (at most `maxAckPending`) are handed back at once (nak), instead of after `ackWait`.
+     */
     const session = Effect.scoped(Effect.gen(function*() {
       const pull = yield* tryNats("consumers.get", () => js.consumers.get(settings.stream, consumer))
-      const messages = yield* Effect.acquireRelease(
-        tryNats("consume", () => pull.consume({ max_messages: Math.max(settings.maxAckPending, 10) })),
-        (messages) => Effect.promise(() => messages.close().then(() => undefined, () => undefined))
+      let pending: Promise<IteratorResult<Js.JsMsg>> | undefined
+      const { iterator } = yield* Effect.acquireRelease(
+        Effect.map(
+          tryNats("consume", () => pull.consume({ max_messages: Math.max(settings.maxAckPending, 10) })),
+          (messages) => ({ messages, iterator: messages[Symbol.asyncIterator]() })
+        ),
+        ({ iterator, messages }) =>
+          Effect.tryPromise(async () => {
+            messages.stop()
+            let next = pending ?? iterator.next()
+            while (true) {
+              const result = await next
+              if (result.done === true) return
+              result.value.nak()
+              next = iterator.next()
+            }
+          }).pipe(Effect.timeout("2 seconds"), Effect.ignore)
       )
-      yield* Stream.fromAsyncIterable(messages, (cause) => new NatsConnection.NatsError({ method: "consume", cause }))
-        .pipe(Stream.runForEach(handle))
+      while (true) {
+        const result = yield* tryNats("consume", () => (pending = iterator.next()))
+        pending = undefined
+        if (result.done === true) break
+        yield* handle(result.value)
+      }
       return yield* new NatsConnection.NatsError({ method: "consume", cause: "the consumer's messages ended" })
     }))
 
