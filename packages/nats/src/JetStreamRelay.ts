@@ -469,7 +469,11 @@ export const forkScoped = <O extends Options>(
     yield* ensureStream(options).pipe(
       Effect.tapErrorTag("NatsError", (error) =>
         Effect.logWarning("JetStreamRelay: the stream could not be ensured, retrying", error)),
-      Effect.retry({ schedule: infrastructureRetry, while: (error) => error._tag === "NatsError" })
+      Effect.retry({
+        schedule: infrastructureRetry,
+        while: (error) =>
+          error._tag === "NatsError"
+      })
     )
     const subscriptionOptions: Subscription.Options<Error> = {
       retry: options.retry ?? defaultRetry,

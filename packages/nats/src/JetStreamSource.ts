@@ -326,7 +326,11 @@ export const forkScoped = <E, R>(
     ).pipe(
       Effect.tapErrorTag("NatsError", (error) =>
         annotate(Effect.logWarning("JetStreamSource: the consumer could not be ensured, retrying", error))),
-      Effect.retry({ schedule: defaultRetry, while: (error) => error._tag === "NatsError" })
+      Effect.retry({
+        schedule: defaultRetry,
+        while: (error) =>
+          error._tag === "NatsError"
+      })
     )
 
     const js = Js.jetstream(connection)
@@ -473,5 +477,4 @@ export const layer = <E, R>(
   never,
   ConsumerConfigMismatch | EventStore.InvalidArgument | NatsConnection.NatsError,
   R | NatsConnection.NatsConnection
-> =>
-  Layer.scopedDiscard(forkScoped(projection, options))
+> => Layer.scopedDiscard(forkScoped(projection, options))

@@ -2,7 +2,7 @@ import { CheckpointStore, EventStore, ExpectedVersion, InMemoryEventStore, Strea
 import { JetStreamRelay, NatsConnection } from "@effect-eventsourcing/nats"
 import { assert, describe, it } from "@effect/vitest"
 import * as Js from "@nats-io/jetstream"
-import { Effect, Exit, Fiber, FastCheck, Layer, Metric, Option, Scope } from "effect"
+import { Effect, Exit, FastCheck, Fiber, Layer, Metric, Option, Scope } from "effect"
 import {
   appendEvents,
   awaitMessages,
@@ -19,8 +19,9 @@ import {
 const nats = await natsOrWarn("JetStreamRelay.test.ts")
 
 /** The test's own scope (streams deleted before the connection closes), the in-memory store and NATS. */
-const withNats = <A, E>(self: Effect.Effect<A, E, Scope.Scope | EventStore.EventStore | NatsConnection.NatsConnection>) =>
-  Effect.scoped(self).pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, Connection)))
+const withNats = <A, E>(
+  self: Effect.Effect<A, E, Scope.Scope | EventStore.EventStore | NatsConnection.NatsConnection>
+) => Effect.scoped(self).pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, Connection)))
 
 const counterValue = (relay: string, stream: string, duplicate: boolean) =>
   Metric.value(
@@ -70,7 +71,10 @@ describe("JetStreamRelay subjects", () => {
       assert.strictEqual(JetStreamRelay.decodeToken(category!), StreamId.category(streamId))
       assert.strictEqual(JetStreamRelay.decodeToken(token!), streamId)
     }
-    assert.strictEqual(JetStreamRelay.subject("events", StreamId.unsafeMake("account", "42")), "events.account.account-42")
+    assert.strictEqual(
+      JetStreamRelay.subject("events", StreamId.unsafeMake("account", "42")),
+      "events.account.account-42"
+    )
     assert.strictEqual(JetStreamRelay.encodeToken("a.b *>%"), "a%2Eb%20%2A%3E%25")
     assert.strictEqual(JetStreamRelay.categorySubject("events", "order.v2"), "events.order%2Ev2.>")
     assert.strictEqual(JetStreamRelay.decodeToken("a.b"), undefined)
@@ -112,44 +116,47 @@ describe("JetStreamRelay subjects", () => {
 })
 
 describe("JetStreamRelay", () => {
-  it.live.skipIf(!nats)("creates the stream, accepts it again, and refuses a misconfigured one", () =>
-    Effect.gen(function*() {
-      const { prefix, stream } = unique("ensure")
-      yield* deleteStreamAfter(stream)
-      const created = yield* JetStreamRelay.ensureStream({ stream, prefix, duplicateWindow: "5 minutes" })
-      assert.deepStrictEqual(created.config.subjects, [`${prefix}.>`])
-      assert.strictEqual(created.config.duplicate_window, 5 * 60 * 1e9)
-      // again: checked, not changed
-      yield* JetStreamRelay.ensureStream({ stream, prefix, duplicateWindow: "1 minute" })
-      // a longer window than the stream's
-      const window = yield* Effect.flip(JetStreamRelay.ensureStream({ stream, prefix, duplicateWindow: "1 hour" }))
-      assert.strictEqual(window._tag, "StreamConfigMismatch")
-      assert.strictEqual(window._tag === "StreamConfigMismatch" && window.setting, "duplicate_window")
-      // a prefix the stream does not cover
-      const subjects = yield* Effect.flip(JetStreamRelay.ensureStream({ stream, prefix: `${prefix}x` }))
-      assert.strictEqual(subjects._tag === "StreamConfigMismatch" && subjects.setting, "subjects")
-      // a narrower prefix is covered by `<prefix>.>`
-      yield* JetStreamRelay.ensureStream({ stream, prefix: `${prefix}.narrow` })
+  it.live.skipIf(!nats)(
+    "creates the stream, accepts it again, and refuses a misconfigured one",
+    () =>
+      Effect.gen(function*() {
+        const { prefix, stream } = unique("ensure")
+        yield* deleteStreamAfter(stream)
+        const created = yield* JetStreamRelay.ensureStream({ stream, prefix, duplicateWindow: "5 minutes" })
+        assert.deepStrictEqual(created.config.subjects, [`${prefix}.>`])
+        assert.strictEqual(created.config.duplicate_window, 5 * 60 * 1e9)
+        // again: checked, not changed
+        yield* JetStreamRelay.ensureStream({ stream, prefix, duplicateWindow: "1 minute" })
+        // a longer window than the stream's
+        const window = yield* Effect.flip(JetStreamRelay.ensureStream({ stream, prefix, duplicateWindow: "1 hour" }))
+        assert.strictEqual(window._tag, "StreamConfigMismatch")
+        assert.strictEqual(window._tag === "StreamConfigMismatch" && window.setting, "duplicate_window")
+        // a prefix the stream does not cover
+        const subjects = yield* Effect.flip(JetStreamRelay.ensureStream({ stream, prefix: `${prefix}x` }))
+        assert.strictEqual(subjects._tag === "StreamConfigMismatch" && subjects.setting, "subjects")
+        // a narrower prefix is covered by `<prefix>.>`
+        yield* JetStreamRelay.ensureStream({ stream, prefix: `${prefix}.narrow` })
 
-      // a stream made by someone else without acknowledgements
-      const other = unique("noack")
-      yield* deleteStreamAfter(other.stream)
-      const connection = yield* NatsConnection.NatsConnection
-      yield* Effect.promise(async () =>
-        (await Js.jetstreamManager(connection)).streams.add({
-          name: other.stream,
-          subjects: [`${other.prefix}.>`],
-          no_ack: true
-        })
-      )
-      const noAck = yield* Effect.flip(JetStreamRelay.ensureStream(other))
-      assert.strictEqual(noAck._tag === "StreamConfigMismatch" && noAck.setting, "no_ack")
-      // the relay refuses to start on it
-      const refused = yield* Effect.flip(
-        JetStreamRelay.forkScoped({ ...other, checkpoints: yield* CheckpointStore.makeMemory })
-      )
-      assert.strictEqual(refused._tag, "StreamConfigMismatch")
-    }).pipe(withNats))
+        // a stream made by someone else without acknowledgements
+        const other = unique("noack")
+        yield* deleteStreamAfter(other.stream)
+        const connection = yield* NatsConnection.NatsConnection
+        yield* Effect.promise(async () =>
+          (await Js.jetstreamManager(connection)).streams.add({
+            name: other.stream,
+            subjects: [`${other.prefix}.>`],
+            no_ack: true
+          })
+        )
+        const noAck = yield* Effect.flip(JetStreamRelay.ensureStream(other))
+        assert.strictEqual(noAck._tag === "StreamConfigMismatch" && noAck.setting, "no_ack")
+        // the relay refuses to start on it
+        const refused = yield* Effect.flip(
+          JetStreamRelay.forkScoped({ ...other, checkpoints: yield* CheckpointStore.makeMemory })
+        )
+        assert.strictEqual(refused._tag, "StreamConfigMismatch")
+      }).pipe(withNats)
+  )
 
   it.live.skipIf(!nats)(
     "killed mid-run (while publishing) and restarted: every event is in JetStream exactly once, in order per subject",
@@ -176,7 +183,8 @@ describe("JetStreamRelay", () => {
           yield* awaitMessages(stream, threshold)
           // kill: interrupts the relay's fiber, in the middle of a batch of publishes
           yield* Scope.close(scope, Exit.void)
-          const checkpoint = Option.getOrElse(yield* checkpoints.load(name), () => 0)
+          const checkpoint = Option.getOrElse(yield* checkpoints.load(name), () =>
+            0)
           const inJetStream = yield* messageCount(stream)
           assert.isAtLeast(inJetStream, checkpoint)
           unsaved += inJetStream - checkpoint
@@ -232,48 +240,61 @@ describe("JetStreamRelay", () => {
       }).pipe(withNats)
   )
 
-  it.live.skipIf(!nats)("publishes only the filtered events, with the metadata as headers", () =>
-    Effect.gen(function*() {
-      const { prefix, stream } = unique("filter")
-      yield* deleteStreamAfter(stream)
-      yield* appendEvents(awkwardStreams, 48)
-      const relay = yield* JetStreamRelay.forkScoped({
-        stream,
-        prefix,
-        filter: { categories: ["order.v2"] },
-        checkpoints: yield* CheckpointStore.makeMemory
-      })
-      const orders = (yield* readLog).filter((e) => StreamId.category(e.streamId) === "order.v2")
-      yield* relay.awaitPosition(orders.at(-1)!.position)
-      const stored = yield* readStream(stream)
-      assert.deepStrictEqual(stored.map((m) => m.msgId), orders.map((e) => e.id))
-      const first = stored[0]!.message
-      const event = orders[0]!
-      assert.strictEqual(first.header.get(JetStreamRelay.headers.type), JetStreamRelay.encodeToken(event.type))
-      assert.strictEqual(first.header.get(JetStreamRelay.headers.streamId), JetStreamRelay.encodeToken(event.streamId))
-      assert.deepStrictEqual(JSON.parse(first.header.get(JetStreamRelay.headers.metadata)), event.metadata)
-      assert.deepStrictEqual(first.json(), event.data)
-    }).pipe(withNats))
+  it.live.skipIf(!nats)(
+    "publishes only the filtered events, with the metadata as headers",
+    () =>
+      Effect.gen(function*() {
+        const { prefix, stream } = unique("filter")
+        yield* deleteStreamAfter(stream)
+        yield* appendEvents(awkwardStreams, 48)
+        const relay = yield* JetStreamRelay.forkScoped({
+          stream,
+          prefix,
+          filter: { categories: ["order.v2"] },
+          checkpoints: yield* CheckpointStore.makeMemory
+        })
+        const orders = (yield* readLog).filter((e) => StreamId.category(e.streamId) === "order.v2")
+        yield* relay.awaitPosition(orders.at(-1)!.position)
+        const stored = yield* readStream(stream)
+        assert.deepStrictEqual(stored.map((m) => m.msgId), orders.map((e) => e.id))
+        const first = stored[0]!.message
+        const event = orders[0]!
+        assert.strictEqual(first.header.get(JetStreamRelay.headers.type), JetStreamRelay.encodeToken(event.type))
+        assert.strictEqual(
+          first.header.get(JetStreamRelay.headers.streamId),
+          JetStreamRelay.encodeToken(event.streamId)
+        )
+        assert.deepStrictEqual(JSON.parse(first.header.get(JetStreamRelay.headers.metadata)), event.metadata)
+        assert.deepStrictEqual(first.json(), event.data)
+      }).pipe(withNats)
+  )
 
-  it.live.skipIf(!nats)("a message JetStream refuses stops the relay with PublishRejected", () =>
-    Effect.gen(function*() {
-      const { prefix, stream } = unique("rejected")
-      yield* deleteStreamAfter(stream)
-      const store = yield* EventStore.EventStore
-      yield* appendEvents(awkwardStreams.slice(0, 1), 2)
-      // over the server's max_payload (1 MiB by default)
-      yield* store.append(StreamId.unsafeMake("big", "1"), [{ type: "Big", data: "x".repeat(1_100_000) }], ExpectedVersion.Any)
-      const relay = yield* JetStreamRelay.forkScoped({
-        stream,
-        prefix,
-        checkpoints: yield* CheckpointStore.makeMemory,
-        batchSize: 1
-      })
-      const error = yield* Effect.flip(relay.join)
-      assert.strictEqual(error._tag, "PublishRejected")
-      assert.strictEqual(error._tag === "PublishRejected" && error.streamId, "big-1")
-      // the default retry does not retry it; the events before it were published, nothing after it
-      assert.strictEqual(yield* relay.processed, 2)
-      assert.strictEqual(yield* messageCount(stream), 2)
-    }).pipe(withNats))
+  it.live.skipIf(!nats)(
+    "a message JetStream refuses stops the relay with PublishRejected",
+    () =>
+      Effect.gen(function*() {
+        const { prefix, stream } = unique("rejected")
+        yield* deleteStreamAfter(stream)
+        const store = yield* EventStore.EventStore
+        yield* appendEvents(awkwardStreams.slice(0, 1), 2)
+        // over the server's max_payload (1 MiB by default)
+        yield* store.append(
+          StreamId.unsafeMake("big", "1"),
+          [{ type: "Big", data: "x".repeat(1_100_000) }],
+          ExpectedVersion.Any
+        )
+        const relay = yield* JetStreamRelay.forkScoped({
+          stream,
+          prefix,
+          checkpoints: yield* CheckpointStore.makeMemory,
+          batchSize: 1
+        })
+        const error = yield* Effect.flip(relay.join)
+        assert.strictEqual(error._tag, "PublishRejected")
+        assert.strictEqual(error._tag === "PublishRejected" && error.streamId, "big-1")
+        // the default retry does not retry it; the events before it were published, nothing after it
+        assert.strictEqual(yield* relay.processed, 2)
+        assert.strictEqual(yield* messageCount(stream), 2)
+      }).pipe(withNats)
+  )
 })

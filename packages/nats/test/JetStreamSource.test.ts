@@ -14,8 +14,9 @@ import { appendEvents, awkwardStreams, Connection, deleteStreamAfter, natsOrWarn
 
 const nats = await natsOrWarn("JetStreamSource.test.ts")
 
-const withNats = <A, E>(self: Effect.Effect<A, E, Scope.Scope | EventStore.EventStore | NatsConnection.NatsConnection>) =>
-  Effect.scoped(self).pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, Connection)))
+const withNats = <A, E>(
+  self: Effect.Effect<A, E, Scope.Scope | EventStore.EventStore | NatsConnection.NatsConnection>
+) => Effect.scoped(self).pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, Connection)))
 
 class Flaky extends Data.TaggedError("Flaky")<{ readonly position: number }> {}
 
@@ -33,7 +34,10 @@ interface Row {
  * A read model: every event of every stream, as the projection received it (idempotent by event id, as a handler of
  * an at-least-once feed must be). `fails` makes the first deliveries of some events fail.
  */
-const readModel = (name: string, fails: (event: EventStore.RecordedEvent, attempt: number) => boolean = () => false) => {
+const readModel = (
+  name: string,
+  fails: (event: EventStore.RecordedEvent, attempt: number) => boolean = () => false
+) => {
   const streams = new Map<string, Array<Row>>()
   const handled: Array<number> = []
   const attempts = new Map<string, number>()
@@ -73,7 +77,11 @@ describe("JetStreamSource", () => {
         const { prefix, stream } = unique("source")
         yield* deleteStreamAfter(stream)
         yield* appendEvents(awkwardStreams, 120)
-        const relay = yield* JetStreamRelay.forkScoped({ stream, prefix, checkpoints: yield* CheckpointStore.makeMemory })
+        const relay = yield* JetStreamRelay.forkScoped({
+          stream,
+          prefix,
+          checkpoints: yield* CheckpointStore.makeMemory
+        })
 
         const fromLog = readModel("from-log")
         const log = yield* Subscription.forkScoped(fromLog.projection, {
@@ -114,61 +122,74 @@ describe("JetStreamSource", () => {
       }).pipe(withNats)
   )
 
-  it.live.skipIf(!nats)("a consumer filtered on a category equals a subscription filtered on it", () =>
-    Effect.gen(function*() {
-      const { prefix, stream } = unique("category")
-      yield* deleteStreamAfter(stream)
-      yield* appendEvents(awkwardStreams, 96)
-      const relay = yield* JetStreamRelay.forkScoped({ stream, prefix, checkpoints: yield* CheckpointStore.makeMemory })
-      const fromLog = readModel("orders-log")
-      const fromJetStream = readModel("orders-jetstream")
-      const log = yield* Subscription.forkScoped(fromLog.projection, {
-        checkpoints: yield* CheckpointStore.makeMemory,
-        filter: { categories: ["order.v2"] }
-      })
-      const source = yield* JetStreamSource.forkScoped(fromJetStream.projection, {
-        stream,
-        filterSubject: JetStreamRelay.categorySubject(prefix, "order.v2"),
-        maxAckPending: 20
-      })
-      assert.strictEqual(source.consumer, "orders-jetstream")
-      const last = (yield* readLog).filter((e) => StreamId.category(e.streamId) === "order.v2").at(-1)!.position
-      yield* relay.awaitPosition(last)
-      yield* log.awaitPosition(last)
-      yield* source.awaitPosition(last)
-      assert.deepStrictEqual(Object.keys(fromJetStream.snapshot()), [
-        StreamId.unsafeMake("order.v2", "a b.*>"),
-        StreamId.unsafeMake("order.v2", "x-y")
-      ])
-      assert.deepStrictEqual(fromJetStream.snapshot(), fromLog.snapshot())
-    }).pipe(withNats))
+  it.live.skipIf(!nats)(
+    "a consumer filtered on a category equals a subscription filtered on it",
+    () =>
+      Effect.gen(function*() {
+        const { prefix, stream } = unique("category")
+        yield* deleteStreamAfter(stream)
+        yield* appendEvents(awkwardStreams, 96)
+        const relay = yield* JetStreamRelay.forkScoped({
+          stream,
+          prefix,
+          checkpoints: yield* CheckpointStore.makeMemory
+        })
+        const fromLog = readModel("orders-log")
+        const fromJetStream = readModel("orders-jetstream")
+        const log = yield* Subscription.forkScoped(fromLog.projection, {
+          checkpoints: yield* CheckpointStore.makeMemory,
+          filter: { categories: ["order.v2"] }
+        })
+        const source = yield* JetStreamSource.forkScoped(fromJetStream.projection, {
+          stream,
+          filterSubject: JetStreamRelay.categorySubject(prefix, "order.v2"),
+          maxAckPending: 20
+        })
+        assert.strictEqual(source.consumer, "orders-jetstream")
+        const last = (yield* readLog).filter((e) => StreamId.category(e.streamId) === "order.v2").at(-1)!.position
+        yield* relay.awaitPosition(last)
+        yield* log.awaitPosition(last)
+        yield* source.awaitPosition(last)
+        assert.deepStrictEqual(Object.keys(fromJetStream.snapshot()), [
+          StreamId.unsafeMake("order.v2", "a b.*>"),
+          StreamId.unsafeMake("order.v2", "x-y")
+        ])
+        assert.deepStrictEqual(fromJetStream.snapshot(), fromLog.snapshot())
+      }).pipe(withNats)
+  )
 
-  it.live.skipIf(!nats)("refuses an existing consumer with another filter (ConsumerConfigMismatch)", () =>
-    Effect.gen(function*() {
-      const { prefix, stream } = unique("mismatch")
-      yield* deleteStreamAfter(stream)
-      yield* JetStreamRelay.ensureStream({ stream, prefix })
-      const model = readModel("mismatch")
-      yield* JetStreamSource.forkScoped(model.projection, { stream, filterSubject: `${prefix}.a.>` })
-      const error = yield* Effect.flip(
-        JetStreamSource.forkScoped(model.projection, { stream, filterSubject: `${prefix}.b.>` })
-      )
-      assert.strictEqual(error._tag, "ConsumerConfigMismatch")
-      assert.strictEqual(error._tag === "ConsumerConfigMismatch" && error.setting, "filter_subject")
-    }).pipe(withNats))
+  it.live.skipIf(!nats)(
+    "refuses an existing consumer with another filter (ConsumerConfigMismatch)",
+    () =>
+      Effect.gen(function*() {
+        const { prefix, stream } = unique("mismatch")
+        yield* deleteStreamAfter(stream)
+        yield* JetStreamRelay.ensureStream({ stream, prefix })
+        const model = readModel("mismatch")
+        yield* JetStreamSource.forkScoped(model.projection, { stream, filterSubject: `${prefix}.a.>` })
+        const error = yield* Effect.flip(
+          JetStreamSource.forkScoped(model.projection, { stream, filterSubject: `${prefix}.b.>` })
+        )
+        assert.strictEqual(error._tag, "ConsumerConfigMismatch")
+        assert.strictEqual(error._tag === "ConsumerConfigMismatch" && error.setting, "filter_subject")
+      }).pipe(withNats)
+  )
 
-  it.live.skipIf(!nats)("stops with MessageDecodeError on a message that is not a relayed event", () =>
-    Effect.gen(function*() {
-      const { prefix, stream } = unique("decode")
-      yield* deleteStreamAfter(stream)
-      yield* JetStreamRelay.ensureStream({ stream, prefix })
-      const connection = yield* NatsConnection.NatsConnection
-      yield* Effect.promise(() => Js.jetstream(connection).publish(`${prefix}.x.y`, "not an event"))
-      const model = readModel("decode")
-      const source = yield* JetStreamSource.forkScoped(model.projection, { stream })
-      const error = yield* Effect.flip(source.join)
-      assert.strictEqual(error._tag, "MessageDecodeError")
-      assert.strictEqual(error._tag === "MessageDecodeError" && error.sequence, 1)
-      assert.deepStrictEqual(model.handled, [])
-    }).pipe(withNats))
+  it.live.skipIf(!nats)(
+    "stops with MessageDecodeError on a message that is not a relayed event",
+    () =>
+      Effect.gen(function*() {
+        const { prefix, stream } = unique("decode")
+        yield* deleteStreamAfter(stream)
+        yield* JetStreamRelay.ensureStream({ stream, prefix })
+        const connection = yield* NatsConnection.NatsConnection
+        yield* Effect.promise(() => Js.jetstream(connection).publish(`${prefix}.x.y`, "not an event"))
+        const model = readModel("decode")
+        const source = yield* JetStreamSource.forkScoped(model.projection, { stream })
+        const error = yield* Effect.flip(source.join)
+        assert.strictEqual(error._tag, "MessageDecodeError")
+        assert.strictEqual(error._tag === "MessageDecodeError" && error.sequence, 1)
+        assert.deepStrictEqual(model.handled, [])
+      }).pipe(withNats)
+  )
 })

@@ -78,8 +78,11 @@ export const readStream = (stream: string) =>
 
 /** The number of messages the stream holds. */
 export const messageCount = (stream: string) =>
-  Effect.flatMap(NatsConnection.NatsConnection, (connection) =>
-    Effect.promise(async () => (await (await Js.jetstreamManager(connection)).streams.info(stream)).state.messages))
+  Effect.flatMap(
+    NatsConnection.NatsConnection,
+    (connection) =>
+      Effect.promise(async () => (await (await Js.jetstreamManager(connection)).streams.info(stream)).state.messages)
+  )
 
 /** Waits (polling) until the stream holds at least `count` messages. */
 export const awaitMessages = (stream: string, count: number) =>
