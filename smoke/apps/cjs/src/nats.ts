@@ -11,17 +11,20 @@ const { JetStreamRelay, JetStreamSource, NatsConnection } = Nats
 const { Console, Effect, Layer } = E
 
 const Connection = NatsConnection.layer({ servers: "127.0.0.1:4222" })
-export const RelayLayer: E.Layer.Layer<
+const RelayLayer: E.Layer.Layer<
   never,
   Nats.JetStreamRelay.StreamConfigMismatch | Nats.NatsConnection.NatsError | Core.EventStore.InvalidArgument
 > = JetStreamRelay.layer({ stream: "EVENTS", prefix: "events", duplicateWindow: "5 minutes" }).pipe(
   Layer.provide([Connection, InMemoryEventStore.layer, CheckpointStore.layerMemory])
 )
 const projection = Projection.make({ name: "log", handle: (event) => Console.log(event.type) })
-export const SourceLayer = JetStreamSource.layer(projection, {
+const SourceLayer = JetStreamSource.layer(projection, {
   stream: "EVENTS",
   filterSubject: JetStreamRelay.categorySubject("events", "account")
 }).pipe(Layer.provide(Connection))
 
 const subject = Relay.subject("events", StreamId.unsafeMake("account", "a.b *"))
-Effect.runSync(Console.log(`cjs nats: ${subject} -> ${JetStreamRelay.decodeToken(subject.split(".")[2] ?? "")}`))
+const layers = [RelayLayer, SourceLayer].filter((layer) => Layer.isLayer(layer)).length
+Effect.runSync(
+  Console.log(`cjs nats: ${subject} -> ${JetStreamRelay.decodeToken(subject.split(".")[2] ?? "")}, ${layers} layers`)
+)

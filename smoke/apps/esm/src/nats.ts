@@ -6,17 +6,20 @@ import * as Relay from "@effect-eventsourcing/nats/JetStreamRelay"
 import { Console, Effect, Layer } from "effect"
 
 const Nats = NatsConnection.layer({ servers: "127.0.0.1:4222" })
-export const RelayLayer: Layer.Layer<
+const RelayLayer: Layer.Layer<
   never,
   JetStreamRelay.StreamConfigMismatch | NatsConnection.NatsError | EventStore.InvalidArgument
 > = JetStreamRelay.layer({ stream: "EVENTS", prefix: "events", duplicateWindow: "5 minutes" }).pipe(
   Layer.provide([Nats, InMemoryEventStore.layer, CheckpointStore.layerMemory])
 )
 const projection = Projection.make({ name: "log", handle: (event) => Console.log(event.type) })
-export const SourceLayer = JetStreamSource.layer(projection, {
+const SourceLayer = JetStreamSource.layer(projection, {
   stream: "EVENTS",
   filterSubject: JetStreamRelay.categorySubject("events", "account")
 }).pipe(Layer.provide(Nats))
 
 const subject = Relay.subject("events", StreamId.unsafeMake("account", "a.b *"))
-Effect.runSync(Console.log(`esm nats: ${subject} -> ${JetStreamRelay.decodeToken(subject.split(".")[2] ?? "")}`))
+const layers = [RelayLayer, SourceLayer].filter((layer) => Layer.isLayer(layer)).length
+Effect.runSync(
+  Console.log(`esm nats: ${subject} -> ${JetStreamRelay.decodeToken(subject.split(".")[2] ?? "")}, ${layers} layers`)
+)
