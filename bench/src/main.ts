@@ -23,17 +23,20 @@ interface Options {
   readonly targets: ReadonlyArray<TargetEntry>
   readonly runs: number
   readonly out: string | undefined
+  /** JSON-lines files of earlier invocations to summarise instead of running (`--summarize a.jsonl,b.jsonl`) */
+  readonly summarize: ReadonlyArray<string>
 }
 
 const usage = `usage: npm run bench -- [--workloads ${workloadIds.join(",")}] [--targets ${
   targets.map((t) => t.name).join(",")
-}] [--runs 3] [--out file.jsonl]`
+}] [--runs 3] [--out file.jsonl] [--summarize a.jsonl,b.jsonl,…]`
 
 const parseArgs = (argv: ReadonlyArray<string>): Options => {
   let selectedWorkloads: ReadonlyArray<WorkloadId> = workloadIds
   let selectedTargets: ReadonlyArray<TargetEntry> = targets.filter((t) => t.optional !== true)
   let runs = 3
   let out: string | undefined
+  let summarize: ReadonlyArray<string> = []
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [
@@ -70,6 +73,9 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
       case "--out":
         out = value()
         break
+      case "--summarize":
+        summarize = value().split(",").filter((s) => s !== "")
+        break
       case "--help":
       case "-h":
         process.stdout.write(usage + "\n")
@@ -79,7 +85,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Options => {
         throw new Error(`unknown option ${arg}\n${usage}`)
     }
   }
-  return { workloads: selectedWorkloads, targets: selectedTargets, runs, out }
+  return { workloads: selectedWorkloads, targets: selectedTargets, runs, out, summarize }
 }
 
 interface Row {
@@ -362,8 +368,37 @@ const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
 // main
 // -------------------------------------------------------------------------------------
 
+/**
+ * The summary of earlier invocations' JSON lines (`--out`), e.g. three `--runs 1` invocations on a machine where a
+ * long run may be interrupted: the runs are numbered in file order (file 2's run 1 becomes run 2 after a one-run
+ * file 1), so each ratio still compares targets measured within one invocation's run.
+ */
+const summarizeFiles = (options: Options) => {
+  const rows: Array<Row> = []
+  let offset = 0
+  for (const file of options.summarize) {
+    const own = readFileSync(file, "utf8").split("\n").filter((line) => line.trim() !== "").map((line) =>
+      JSON.parse(line) as Row | { readonly kind: string }
+    ).filter((row): row is Row => !("kind" in row))
+    for (const row of own) rows.push({ ...row, run: offset + row.run })
+    offset += Math.max(0, ...own.map((row) => row.run))
+  }
+  const seenWorkloads = new Set(rows.map((r) => r.workload))
+  const seenTargets = new Set(rows.map((r) => r.target))
+  process.stdout.write(
+    `${
+      summarize(rows, {
+        ...options,
+        workloads: options.workloads.filter((w) => seenWorkloads.has(w)),
+        targets: targets.filter((t) => seenTargets.has(t.name))
+      })
+    }\n`
+  )
+}
+
 const main = async () => {
   const options = parseArgs(process.argv.slice(2))
+  if (options.summarize.length > 0) return summarizeFiles(options)
   const needsDatabase = options.targets.some((t) => t.database)
   const server = needsDatabase ? await startServer() : undefined
   const stop = async () => {
