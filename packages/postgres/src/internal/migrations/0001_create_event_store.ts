@@ -54,7 +54,24 @@ create table ${s}.snapshots (
 -- Appends one or more requests atomically. Expected versions: -1 any, -2 stream exists, n >= 0 exactly n
 -- (0 = no stream). Events are flattened: p_req is each event's request (1-based). A concurrent writer of the same
 -- stream makes the insert fail on events_stream_version_key (the caller maps or retries it).
-create function ${s}.append(
+${appendManyFunction(s, schema, { head: `create function ${s}.append`, writers: "" })}`
+}
+
+/**
+ * The general append function of migration 1 (`append`, renamed `append_many` by migration 3): `head` is its
+ * `create … function <name>` line, `writers` the statements spliced in before its positions are taken (migration 5's
+ * writers' key). Part of frozen migrations: with the arguments they pass, the text never changes
+ * (`test/Migrations.test.ts` pins it).
+ *
+ * @internal
+ */
+export const appendManyFunction = (
+  s: string,
+  schema: string,
+  options: { readonly head: string; readonly writers: string }
+): string => {
+  const { head, writers } = options
+  return `${head}(
   p_stream_ids text[],
   p_categories text[],
   p_expected bigint[],
@@ -112,7 +129,7 @@ begin
     starts[i] := cur;
   end loop;
   if total > 0 then
-    -- Positions are allocated one transaction at a time (a short critical section, not held until commit). A
+${writers}    -- Positions are allocated one transaction at a time (a short critical section, not held until commit). A
     -- transaction without an id gets it inside the section: every position allocated before is then held by a
     -- transaction with an older id, so w = its own id. A transaction that already had an id reads the ids of the
     -- running transactions after allocating (pg_stat_activity; age() is relative to its own id).

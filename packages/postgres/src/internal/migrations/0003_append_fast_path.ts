@@ -24,7 +24,28 @@ export const migration = (schema: string): string => {
 alter function ${s}.append(text[], text[], bigint[], int[], uuid[], text[], jsonb[], jsonb[], timestamptz, text)
   rename to append_many;
 
-create function ${s}.append(
+${
+    appendFunction(s, lockKey, {
+      head: `create function ${s}.append`,
+      intro: "  -- the critical section of version 1, unchanged\n"
+    })
+  }`
+}
+
+/**
+ * The single-request append function of migration 3 (`append`): `head` is its `create … function <name>` line,
+ * `intro` the lines before its positions are taken (a comment; migration 5 adds the writers' key). Part of frozen
+ * migrations: with the arguments they pass, the text never changes (`test/Migrations.test.ts` pins it).
+ *
+ * @internal
+ */
+export const appendFunction = (
+  s: string,
+  lockKey: string,
+  options: { readonly head: string; readonly intro: string }
+): string => {
+  const { head, intro } = options
+  return `${head}(
   p_stream_ids text[],
   p_categories text[],
   p_expected bigint[],
@@ -62,8 +83,7 @@ begin
       raise exception 'concurrency conflict' using errcode = '${conflictCode}', detail = '0:' || cur::text;
     end if;
   end if;
-  -- the critical section of version 1, unchanged
-${
+${intro}${
     allocatePositions(s, lockKey)
   }  insert into ${s}.events (position, event_id, stream_id, category, version, type, data, metadata, recorded_at, xid)
   select pos[e.o], e.id, p_stream_ids[1], p_categories[1], cur + e.o, e.t, e.d, e.m, p_recorded_at, w

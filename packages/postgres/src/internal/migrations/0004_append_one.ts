@@ -21,7 +21,28 @@ export const migration = (schema: string): string => {
   const s = `"${schema}"`
   const lockKey = `hashtextextended('effect-eventsourcing:${schema}:positions', 0)`
   return `
-create function ${s}.append_one(
+${
+    appendOneFunction(s, lockKey, {
+      head: `create function ${s}.append_one`,
+      intro: "  -- the critical section of versions 1 and 3, unchanged\n"
+    })
+  }`
+}
+
+/**
+ * The one-document append function of migration 4 (`append_one`): `head` is its `create … function <name>` line,
+ * `intro` the lines before its positions are taken (a comment; migration 5 adds the writers' key). Part of frozen
+ * migrations: with the arguments they pass, the text never changes (`test/Migrations.test.ts` pins it).
+ *
+ * @internal
+ */
+export const appendOneFunction = (
+  s: string,
+  lockKey: string,
+  options: { readonly head: string; readonly intro: string }
+): string => {
+  const { head, intro } = options
+  return `${head}(
   p_stream_id text,
   p_category text,
   p_expected bigint,
@@ -52,8 +73,7 @@ begin
       raise exception 'concurrency conflict' using errcode = '${conflictCode}', detail = '0:' || cur::text;
     end if;
   end if;
-  -- the critical section of versions 1 and 3, unchanged
-${
+${intro}${
     allocatePositions(s, lockKey)
   }  insert into ${s}.events (position, event_id, stream_id, category, version, type, data, metadata, recorded_at, xid)
   select pos[e.o], (e.v->>'id')::uuid, p_stream_id, p_category, cur + e.o, e.v->>'type', e.v->'data', e.v->'metadata',
