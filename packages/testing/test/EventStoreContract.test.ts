@@ -1,7 +1,8 @@
 import { EventStore, ExpectedVersion, InMemoryEventStore, StoreKit } from "@effect-eventsourcing/core"
 import { EventStoreContract } from "@effect-eventsourcing/testing"
-import { assert, describe, it } from "@effect/vitest"
+import { describe } from "@effect/vitest"
 import { Chunk, Context, DateTime, Deferred, Duration, Effect, FiberId, Layer, Stream } from "effect"
+import { violates } from "./violates.js"
 
 // The suite itself runs on the in-memory store in packages/core (test/EventStoreContract.test.ts) and on PostgreSQL in
 // packages/postgres; here it is shown to fail on broken stores.
@@ -99,23 +100,6 @@ const naiveStore = (
       return Context.make(EventStore.EventStore, store).pipe(Context.add(EventStoreContract.CommitHold, hold))
     })
   )
-
-const violates = (
-  store: string,
-  layer: Layer.Layer<EventStore.EventStore>,
-  check: EventStoreContract.CheckName,
-  phrase: string
-) =>
-  it.live(`${store} fails ${check}`, () =>
-    Effect.gen(function*() {
-      const violation = yield* Effect.flip(EventStoreContract.checks[check])
-      assert.instanceOf(violation, EventStoreContract.ContractViolation)
-      assert.strictEqual(violation.check, check)
-      assert.include(violation.description, phrase)
-    }).pipe(
-      Effect.provide(layer),
-      Effect.provideService(EventStoreContract.Patience, Duration.seconds(1))
-    ))
 
 describe("EventStoreContract has teeth: broken stores fail the relevant checks", () => {
   const ignoresExpected = broken((inner) => ({

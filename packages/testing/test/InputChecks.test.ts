@@ -1,7 +1,7 @@
 import { EventStore, InMemoryEventStore } from "@effect-eventsourcing/core"
-import { EventStoreContract } from "@effect-eventsourcing/testing"
-import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Stream } from "effect"
+import { describe } from "@effect/vitest"
+import { Effect, Layer, Stream } from "effect"
+import { violates } from "./violates.js"
 
 type Impl = Omit<EventStore.EventStore.Service, EventStore.TypeId>
 
@@ -27,23 +27,6 @@ const tweaked = (f: (inner: EventStore.EventStore.Service) => Partial<Impl>): La
   )
 
 const isInvalid = (e: { readonly _tag: string }) => e._tag === "InvalidArgument" || e._tag === "InvalidStreamId"
-
-const violates = (
-  store: string,
-  layer: Layer.Layer<EventStore.EventStore>,
-  check: EventStoreContract.CheckName,
-  phrase: string
-) =>
-  it.live(`${store} fails ${check}`, () =>
-    Effect.gen(function*() {
-      const violation = yield* Effect.flip(EventStoreContract.checks[check])
-      assert.instanceOf(violation, EventStoreContract.ContractViolation)
-      assert.strictEqual(violation.check, check)
-      assert.include(violation.description, phrase)
-    }).pipe(
-      Effect.provide(layer),
-      Effect.provideService(EventStoreContract.Patience, Duration.seconds(1))
-    ))
 
 describe("EventStoreContract bad-input checks have teeth", () => {
   // accepts whatever it is given: invalid appends "succeed" (writing nothing), invalid reads are empty
