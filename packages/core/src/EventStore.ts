@@ -105,6 +105,33 @@ export interface ReadOptions {
 }
 
 /**
+ * An event as a fold needs it, from {@link EventStore.Service.readForFold}: no id, metadata or time. The `position`
+ * stays because it tells a stream apart from one deleted and re-created since (positions are never reused): a
+ * cached state can be checked with it.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface FoldEvent {
+  readonly version: number
+  readonly position: number
+  readonly type: string
+  readonly data: unknown
+}
+
+/**
+ * Options of {@link EventStore.Service.readForFold}: inclusive version bounds (`from` defaults to 1, `to` to the last
+ * version), read forward.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface FoldOptions {
+  readonly from?: number
+  readonly to?: number
+}
+
+/**
  * A filter over the global log. Every given field must match (and); inside a field, any value may match (or).
  * `after` and `before` are exclusive bounds on `recordedAt`.
  *
@@ -445,6 +472,13 @@ export declare namespace EventStore {
     ) => Effect.Effect<ReadonlyArray<AppendResult>, AppendError>
     /** The events of one stream. */
     readonly read: (streamId: StreamId, options?: ReadOptions) => Stream.Stream<RecordedEvent, ReadError>
+    /**
+     * The events of one stream in version order with only what a fold needs ({@link FoldEvent}): the cheap read
+     * behind `Repository` loads. Same events, same bounds and same failures as {@link read}.
+     *
+     * @since 0.3.0
+     */
+    readonly readForFold: (streamId: StreamId, options?: FoldOptions) => Stream.Stream<FoldEvent, ReadError>
     /** The stream's version, 0 when it has no events. */
     readonly streamVersion: (streamId: StreamId) => Effect.Effect<number, EventStoreError>
     /** The global log in position order, gap-safe. */
@@ -492,13 +526,17 @@ const invalid = (method: string, problem: validation.Problem): InvalidArgument |
  *   (`from`, `to`, `limit`: non-negative integers), all {@link InvalidArgument} otherwise;
  * - lower-cases the event ids given by the caller (uuids compare case-insensitively);
  * - adds a span to every operation (`EventStore.append`, ...) with `stream.id` / `stream.version` attributes;
+ * - gives stores without a `readForFold` of their own one that reads with `read`;
  * - gives stores without a `withLock` of their own one that holds `lock` while the effect runs.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
-  impl: Omit<EventStore.Service, TypeId | "withLock"> & { readonly withLock?: EventStore.Service["withLock"] }
+  impl:
+    & Omit<EventStore.Service, TypeId | "withLock" | "readForFold">
+    & { readonly withLock?: EventStore.Service["withLock"] }
+    & { readonly readForFold?: EventStore.Service["readForFold"] }
 ): EventStore.Service => ({
   [TypeId]: TypeId,
   // the per-call spans skip the stack-trace capture: an `Error().stack` per call cost more than the whole in-memory
@@ -536,6 +574,24 @@ export const make = (
       problem === undefined ? impl.read(streamId, options) : Stream.fail(invalid("read", problem)),
       "EventStore.read",
       { attributes: { "stream.id": String(streamId) } }
+    )
+  },
+  readForFold: (streamId, options) => {
+    const problem = validation.checkRead(streamId, options)
+    // only the bounds: a `ReadOptions` passed here must not read backward or stop early
+    const bounds: FoldOptions | undefined = options === undefined ? undefined : {
+      ...(options.from !== undefined && { from: options.from }),
+      ...(options.to !== undefined && { to: options.to })
+    }
+    return Stream.withSpan(
+      problem !== undefined
+        ? Stream.fail(invalid("readForFold", problem))
+        : impl.readForFold === undefined
+        // a recorded event is a fold event with more fields
+        ? impl.read(streamId, bounds)
+        : impl.readForFold(streamId, bounds),
+      "EventStore.readForFold",
+      { captureStackTrace: false, attributes: { "stream.id": String(streamId) } }
     )
   },
   streamVersion: (streamId) =>

@@ -130,6 +130,20 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
   }))
   violates("a store ignoring read direction", ignoresDirection, "readRanges", "backward")
 
+  const foldDropsLast = broken((inner) => ({
+    readForFold: (streamId, options) => Stream.dropRight(inner.readForFold(streamId, options), 1)
+  }))
+  violates("a store whose readForFold drops the last event", foldDropsLast, "readForFold", "gives read's versions")
+
+  const foldIgnoresFrom = broken((inner) => ({ readForFold: (streamId) => inner.readForFold(streamId) }))
+  violates("a store whose readForFold ignores `from`", foldIgnoresFrom, "readForFold", "gives read's versions")
+
+  const reusesPositions = broken((inner) => ({
+    readForFold: (streamId, options) =>
+      Stream.map(inner.readForFold(streamId, options), (e) => ({ ...e, position: e.version }))
+  }))
+  violates("a store whose readForFold reports reused positions", reusesPositions, "readForFold", "new positions")
+
   const ignoresLimit = broken((inner) => ({
     readAll: (options) => inner.readAll({ ...options, limit: undefined as never })
   }))

@@ -132,6 +132,19 @@ const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.Rec
   }
 }
 
+interface FoldRow {
+  /** `"<version> <position>"` */
+  readonly k: string
+  readonly type: string
+  readonly data: unknown
+}
+
+const toFoldEvent = (row: FoldRow): EventStore.FoldEvent => {
+  const k = row.k
+  const a = k.indexOf(" ")
+  return { version: numberAt(k, 0, a), position: numberAt(k, a + 1, k.length), type: row.type, data: row.data }
+}
+
 /**
  * Rows per query when no `pageSize` is given: a stream of up to this many events is read in one round trip, and the
  * global log in few (constant memory either way).
@@ -160,6 +173,9 @@ const packed = (e: string) =>
 
 // empty metadata (the common case) comes back as null: no JSON parse per row
 const columns = `${packed("")}, type, data, nullif(metadata, '{}'::jsonb) as metadata`
+
+// what a fold needs (`EventStore.FoldEvent`): three fields per row (the version and position packed as in `packed`)
+const foldColumns = `version::text || ' ' || position::text as k, type, data`
 
 const filterSql = (filter: EventStore.Filter | undefined, params: Array<unknown>): string => {
   if (filter === undefined) return ""
@@ -190,6 +206,7 @@ const filterSql = (filter: EventStore.Filter | undefined, params: Array<unknown>
 /** @internal */
 export interface Reader {
   readonly read: EventStore.EventStore.Service["read"]
+  readonly readForFold: EventStore.EventStore.Service["readForFold"]
   readonly readAll: EventStore.EventStore.Service["readAll"]
   readonly subscribe: EventStore.EventStore.Service["subscribe"]
   /** the stream's version (0 when it has no events) */
@@ -220,33 +237,37 @@ export const make = (options: {
       (rows) => rows.length === 0 ? 0 : Number(rows[0]!.version)
     )
 
-  const read = (
+  /** One stream's rows by version, page by page (`columns` selected, each row mapped by `toEvent`). */
+  const readStream = <Row extends object, A extends { readonly version: number }>(
+    method: string,
+    selected: string,
+    toEvent: (row: Row) => A,
     streamId: StreamId.StreamId,
-    readOptions: EventStore.ReadOptions = {}
-  ): Stream.Stream<EventStore.RecordedEvent, EventStore.EventStoreError> =>
-    Stream.suspend((): Stream.Stream<EventStore.RecordedEvent, SqlError> => {
+    readOptions: EventStore.ReadOptions
+  ): Stream.Stream<A, EventStore.EventStoreError> =>
+    Stream.suspend((): Stream.Stream<A, SqlError> => {
       const backward = readOptions.direction === "backward"
       const limit = readOptions.limit
       if (limit !== undefined && limit <= 0) return Stream.empty
       let low = Math.max(1, readOptions.from ?? 1)
       let high = readOptions.to ?? Number.MAX_SAFE_INTEGER
       let remaining = limit ?? Number.POSITIVE_INFINITY
-      const text = `select ${columns} from ${s}.events where stream_id = $1 and version >= $2 and version <= $3 ` +
+      const text = `select ${selected} from ${s}.events where stream_id = $1 and version >= $2 and version <= $3 ` +
         `order by version ${backward ? "desc" : "asc"} limit $4`
       return Stream.paginateChunkEffect(true, (more): Effect.Effect<
-        readonly [Chunk.Chunk<EventStore.RecordedEvent>, Option.Option<boolean>],
+        readonly [Chunk.Chunk<A>, Option.Option<boolean>],
         SqlError
       > => {
         if (!more || low > high || remaining <= 0) {
-          return Effect.succeed([Chunk.empty<EventStore.RecordedEvent>(), Option.none<boolean>()] as const)
+          return Effect.succeed([Chunk.empty<A>(), Option.none<boolean>()] as const)
         }
         const size = Math.min(pageSize, remaining)
         // one row more than the page tells whether another page follows, without an extra query at the end
-        return Effect.map(sql.unsafe<EventRow>(text, [streamId, low, high, size + 1]), (rows) => {
+        return Effect.map(sql.unsafe<Row>(text, [streamId, low, high, size + 1]), (rows) => {
           const more = rows.length > size
           const count = more ? size : rows.length
-          const events = new Array<EventStore.RecordedEvent>(count)
-          for (let i = 0; i < count; i++) events[i] = toRecorded(rows[i]!, streamId)
+          const events = new Array<A>(count)
+          for (let i = 0; i < count; i++) events[i] = toEvent(rows[i]!)
           remaining -= events.length
           if (events.length > 0) {
             const edge = events[events.length - 1]!.version
@@ -256,7 +277,19 @@ export const make = (options: {
           return [Chunk.unsafeFromArray(events), more ? Option.some(true) : Option.none<boolean>()] as const
         })
       })
-    }).pipe(Stream.mapError(storeError("read")))
+    }).pipe(Stream.mapError(storeError(method)))
+
+  const read = (
+    streamId: StreamId.StreamId,
+    readOptions: EventStore.ReadOptions = {}
+  ): Stream.Stream<EventStore.RecordedEvent, EventStore.EventStoreError> =>
+    readStream("read", columns, (row: EventRow) => toRecorded(row, streamId), streamId, readOptions)
+
+  const readForFold = (
+    streamId: StreamId.StreamId,
+    foldOptions: EventStore.FoldOptions = {}
+  ): Stream.Stream<EventStore.FoldEvent, EventStore.EventStoreError> =>
+    readStream("readForFold", foldColumns, toFoldEvent, streamId, foldOptions)
 
   /**
    * One page of the global log after `cursor`, cut before the first row that is not yet safe (see `horizon`).
@@ -382,5 +415,5 @@ export const make = (options: {
       Stream.mapError(storeError("subscribe"))
     )
 
-  return { read, readAll, subscribe, versionOf }
+  return { read, readForFold, readAll, subscribe, versionOf }
 }
