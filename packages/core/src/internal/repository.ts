@@ -1,4 +1,3 @@
-import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
@@ -11,6 +10,7 @@ import * as ExpectedVersion from "../ExpectedVersion.js"
 import type * as Repository from "../Repository.js"
 import * as SnapshotStore from "../SnapshotStore.js"
 import * as StreamId from "../StreamId.js"
+import * as AggregateCache from "./aggregateCache.js"
 import { codec, encodeAll } from "./codec.js"
 import * as Snapshots from "./snapshots.js"
 import * as Uuid from "./uuid.js"
@@ -36,6 +36,13 @@ export interface Current<State> {
   readonly state: State
   readonly version: number
   readonly snapshot: number
+}
+
+/** A folded stream: state, version, and the position of the event at that version (0 for none). */
+interface Folded<State> {
+  readonly state: State
+  readonly version: number
+  readonly position: number
 }
 
 /** @internal The outcome of {@link Internal.appendTo}. */
@@ -73,65 +80,67 @@ export interface Internal<State, Command, Event, E>
 
 /** @internal */
 export const make = <State, Command, Event, E>(
-  aggregate: Aggregate.Aggregate<State, Command, Event, E>
+  aggregate: Aggregate.Aggregate<State, Command, Event, E>,
+  options: Repository.Options = {},
+  method = "Repository.make"
 ): Internal<State, Command, Event, E> => {
-  const { decode, encode } = codec(aggregate)
+  const { decode, decodeIn, encode } = codec(aggregate)
+  const cache = options.cache === undefined ? undefined : AggregateCache.make<State>(method, options.cache)
   const snapshots = Snapshots.make(aggregate)
   const streamIdOf = (id: string) => StreamId.make(aggregate.name, id)
 
   /**
-   * Folds a stream of recorded events from `start`, decoding each; returns the state and last version. With
-   * `snapshot`, the first event must be the one the snapshot ended with, recorded before it was taken (so the stream
-   * was not deleted and re-created since); otherwise the result is `undefined`.
+   * Folds a stream of events from `start`, decoding each; returns the state, last version and its position. With
+   * `first`, the first event must be the one `start` ended with, and pass the check (a snapshot's: recorded before it
+   * was taken; a cached state's: the same position), so the stream was not deleted and re-created since; otherwise
+   * the result is `undefined`.
    */
-  const foldStream = (
-    events: Stream.Stream<EventStore.RecordedEvent, EventStore.ReadError>,
-    start: { readonly state: State; readonly version: number },
-    snapshot?: { readonly takenAt: DateTime.Utc }
-  ): Effect.Effect<
-    { state: State; version: number } | undefined,
-    Aggregate.EventDecodeError | EventStore.ReadError
-  > =>
+  const foldStream = <A extends EventStore.FoldEvent>(
+    streamId: StreamId.StreamId,
+    events: Stream.Stream<A, EventStore.ReadError>,
+    start: Folded<State>,
+    first?: (event: A) => boolean
+  ): Effect.Effect<Folded<State> | undefined, Aggregate.EventDecodeError | EventStore.ReadError> =>
     // pulled chunk by chunk rather than `Stream.run*`, which forks a fiber per run and waits for it (several times
     // the cost of an in-memory load, bench W4); one `yieldNow` at the end keeps a load a point where other fibers
     // (background snapshot saves, concurrent commands) get to run, as the forked run did
     Effect.scoped(Effect.flatMap(Stream.toPull(events), (pull) => {
-      const acc = { state: start.state, version: start.version }
-      let pending = snapshot
-      const loop: Effect.Effect<
-        { state: State; version: number } | undefined,
-        Aggregate.EventDecodeError | EventStore.ReadError
-      > = Effect.matchEffect(pull, {
-        onFailure: (error) =>
-          Option.isSome(error) ?
-            Effect.fail(error.value) :
-            Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc),
-        onSuccess: (chunk) => {
-          for (const recorded of chunk) {
-            if (pending !== undefined) {
-              if (recorded.version !== start.version || recorded.recordedAt.epochMillis > pending.takenAt.epochMillis) {
-                // stale snapshot: stop reading
-                return Effect.as(Effect.yieldNow(), undefined)
+      const acc = { state: start.state, version: start.version, position: start.position }
+      let pending = first
+      const loop: Effect.Effect<Folded<State> | undefined, Aggregate.EventDecodeError | EventStore.ReadError> = Effect
+        .matchEffect(pull, {
+          onFailure: (error) =>
+            Option.isSome(error) ?
+              Effect.fail(error.value) :
+              Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc),
+          onSuccess: (chunk) => {
+            for (const recorded of chunk) {
+              if (pending !== undefined) {
+                if (recorded.version !== start.version || !pending(recorded)) {
+                  // stale: stop reading
+                  return Effect.as(Effect.yieldNow(), undefined)
+                }
+                pending = undefined
+                acc.position = recorded.position
+                continue
               }
-              pending = undefined
-              continue
+              acc.version = recorded.version
+              acc.position = recorded.position
+              if (aggregate.retired.has(recorded.type)) continue
+              const event = decodeIn(streamId, recorded)
+              if (Either.isLeft(event)) return Effect.fail(event.left)
+              acc.state = aggregate.evolve(acc.state, event.right)
             }
-            acc.version = recorded.version
-            if (aggregate.retired.has(recorded.type)) continue
-            const event = decode(recorded)
-            if (Either.isLeft(event)) return Effect.fail(event.left)
-            acc.state = aggregate.evolve(acc.state, event.right)
+            return loop
           }
-          return loop
-        }
-      })
+        })
       return loop
     }))
 
-  const initial = { state: aggregate.initialState, version: 0 }
+  const initial: Folded<State> = { state: aggregate.initialState, version: 0, position: 0 }
 
   const fullLoad = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId) =>
-    Effect.map(foldStream(store.read(streamId), initial), (loaded) => loaded ?? initial)
+    Effect.map(foldStream(streamId, store.readForFold(streamId), initial), (loaded) => loaded ?? initial)
 
   /** The snapshot policy after a load: saves the state when it is due; `last` is the snapshot it was folded from. */
   const loaded = (
@@ -144,22 +153,76 @@ export const make = <State, Command, Event, E>(
       : Effect.succeed({ streamId, state, version, snapshot: last })
 
   /** Folds from a trusted snapshot when there is one, and saves a new one when the policy says so. */
+  const loadFresh = (
+    store: EventStore.EventStore.Service,
+    streamId: StreamId.StreamId
+  ): Effect.Effect<readonly [Current<State>, Folded<State>], Aggregate.EventDecodeError | EventStore.ReadError> => {
+    const fromStart = () =>
+      Effect.flatMap(
+        fullLoad(store, streamId),
+        (full) => Effect.map(loaded(streamId, full, 0), (current) => [current, full] as const)
+      )
+    if (!snapshots.enabled) {
+      return Effect.map(
+        fullLoad(store, streamId),
+        (full) => [{ streamId, state: full.state, version: full.version, snapshot: 0 }, full] as const
+      )
+    }
+    return Effect.flatMap(snapshots.load(streamId), (snapshot) => {
+      if (Option.isNone(snapshot)) return fromStart()
+      const { state, takenAt, version } = snapshot.value
+      return Effect.flatMap(
+        foldStream(
+          streamId,
+          store.read(streamId, { from: version }),
+          { state, version, position: 0 },
+          (recorded) => recorded.recordedAt.epochMillis <= takenAt.epochMillis
+        ),
+        (folded) =>
+          folded === undefined
+            ? fromStart()
+            : Effect.map(loaded(streamId, folded, version), (current) => [current, folded] as const)
+      )
+    })
+  }
+
+  /** The load of a write: through the cache when there is one (see `aggregateCache.ts`). */
   const current = (
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId
   ): Effect.Effect<Current<State>, Aggregate.EventDecodeError | EventStore.ReadError> => {
-    if (!snapshots.enabled) {
-      return Effect.map(fullLoad(store, streamId), ({ state, version }) => ({ streamId, state, version, snapshot: 0 }))
+    if (cache === undefined) return Effect.map(loadFresh(store, streamId), ([current]) => current)
+    if (Either.isLeft(cache)) return Effect.fail(cache.left)
+    const lru = cache.right
+    const remember = ([current, folded]: readonly [Current<State>, Folded<State>]): Current<State> => {
+      if (current.version === 0) lru.delete(store, streamId)
+      else {
+        lru.set(store, streamId, {
+          state: current.state,
+          version: current.version,
+          position: folded.position,
+          snapshot: current.snapshot
+        })
+      }
+      return current
     }
-    return Effect.flatMap(snapshots.load(streamId), (snapshot) => {
-      if (Option.isNone(snapshot)) return Effect.flatMap(fullLoad(store, streamId), (full) => loaded(streamId, full, 0))
-      const { state, takenAt, version } = snapshot.value
+    // looked up when the load runs, not when it is built: a retried command reruns the same effect
+    return Effect.suspend(() => {
+      const entry = lru.get(store, streamId)
+      if (entry === undefined) return Effect.map(loadFresh(store, streamId), remember)
       return Effect.flatMap(
-        foldStream(store.read(streamId, { from: version }), { state, version }, { takenAt }),
+        foldStream(
+          streamId,
+          store.readForFold(streamId, { from: entry.version }),
+          entry,
+          (event) => event.position === entry.position
+        ),
         (folded) =>
           folded === undefined
-            ? Effect.flatMap(fullLoad(store, streamId), (full) => loaded(streamId, full, 0))
-            : loaded(streamId, folded, version)
+            ? Effect.map(loadFresh(store, streamId), remember)
+            : folded.version === entry.version
+            ? Effect.succeed({ streamId, state: entry.state, version: entry.version, snapshot: entry.snapshot })
+            : Effect.map(loaded(streamId, folded, entry.snapshot), (current) => remember([current, folded]))
       )
     })
   }
@@ -202,7 +265,7 @@ export const make = <State, Command, Event, E>(
     version === current.version
       ? Effect.succeed(current.state)
       : Effect.map(
-        foldStream(store.read(current.streamId, { to: version }), initial),
+        foldStream(current.streamId, store.readForFold(current.streamId, { to: version }), initial),
         (loaded) => (loaded ?? initial).state
       )
 
@@ -259,11 +322,12 @@ export const make = <State, Command, Event, E>(
   const loadAt = (id: string, at: Repository.At) =>
     Effect.flatMap(streamIdOf(id), (streamId) =>
       Effect.flatMap(EventStore.EventStore, (store) => {
-        const events = "version" in at
-          ? store.read(streamId, { to: at.version })
+        // never through the cache
+        const events: Stream.Stream<EventStore.FoldEvent, EventStore.ReadError> = "version" in at
+          ? store.readForFold(streamId, { to: at.version })
           : Stream.takeWhile(store.read(streamId), (e) => e.recordedAt.epochMillis <= at.until.epochMillis)
         return Effect.flatMap(
-          Effect.map(foldStream(events, initial), (loaded) => loaded ?? initial),
+          Effect.map(foldStream(streamId, events, initial), (loaded) => loaded ?? initial),
           ({ state, version }) =>
             version === 0
               ? Effect.fail(new Aggregate.AggregateNotFound({ streamId }))
@@ -301,7 +365,9 @@ export const make = <State, Command, Event, E>(
       Effect.flatMap(streamIdOf(id), (streamId) =>
         Effect.flatMap(EventStore.EventStore, (store) =>
           Effect.zipRight(
-            store.delete(streamId),
+            cache !== undefined && Either.isRight(cache)
+              ? Effect.tap(store.delete(streamId), () => cache.right.delete(store, streamId))
+              : store.delete(streamId),
             Effect.flatMap(
               Effect.serviceOption(SnapshotStore.SnapshotStore),
               Option.match({ onNone: () => Effect.void, onSome: (snapshots) => snapshots.delete(streamId) })
