@@ -481,38 +481,30 @@ const readForFoldCheck = fixture(({ store, stream }) =>
       { to: 2 },
       { from: 2, to: 5 },
       { from: 7 },
-      {
-        from: 4,
-        to: 3
-      },
+      { from: 4, to: 3 },
       { to: 100 },
-      { from: 0 }
+      { from: 0 },
+      { limit: 2 },
+      { from: 2, limit: 3 },
+      { from: 5, limit: 10 },
+      { from: 2, to: 4, limit: 2 },
+      { limit: 0 }
     ]
     for (const options of cases) {
       const recorded = yield* readStream(store, s, options)
-      const folded = yield* ok(
-        Effect.map(Stream.runCollect(store.readForFold(s, options)), Chunk.toArray),
-        `readForFold(${show(options)})`
-      )
+      const folded = yield* ok(store.readForFold(s, options), `readForFold(${show(options)})`)
       yield* ensureEqual(
         folded.map(({ data, position, type, version }) => ({ version, position, type, data })),
         recorded.map(({ data, position, type, version }) => ({ version, position, type, data })),
         `readForFold(${show(options)}) gives read's versions, positions, types and data`
       )
     }
-    // a read with more options than bounds is read forward, whole
-    const widened: EventStore.ReadOptions = { from: 2, direction: "backward", limit: 1 }
-    const forward = yield* ok(
-      Effect.map(Stream.runCollect(store.readForFold(s, widened)), Chunk.toArray),
-      "readForFold(ReadOptions)"
-    )
+    // a read with more options than these is still read forward
+    const widened: EventStore.ReadOptions = { from: 2, direction: "backward", limit: 2 }
+    const forward = yield* ok(store.readForFold(s, widened), "readForFold(ReadOptions)")
+    yield* ensureEqual(forward.map((e) => e.version), [2, 3], "readForFold reads forward from `from`")
     yield* ensureEqual(
-      forward.map((e) => e.version),
-      [2, 3, 4, 5, 6],
-      "readForFold reads forward from `from` to the end"
-    )
-    yield* ensureEqual(
-      yield* ok(Effect.map(Stream.runCollect(store.readForFold(stream("none"))), Chunk.toArray), "readForFold"),
+      yield* ok(store.readForFold(stream("none")), "readForFold"),
       [],
       "readForFold of a missing stream gives no events"
     )
@@ -520,7 +512,7 @@ const readForFoldCheck = fixture(({ store, stream }) =>
     const before = yield* readStream(store, s)
     yield* ok(store.delete(s), "delete")
     yield* ok(store.append(s, events.slice(0, 2), ExpectedVersion.NoStream), "append")
-    const after = yield* ok(Effect.map(Stream.runCollect(store.readForFold(s)), Chunk.toArray), "readForFold")
+    const after = yield* ok(store.readForFold(s), "readForFold")
     yield* ensureEqual(after.map((e) => e.version), [1, 2], "readForFold after a delete and a re-creation")
     yield* ensure(
       after.every((e) => !before.some((old) => old.position === e.position)),

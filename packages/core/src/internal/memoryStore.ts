@@ -306,7 +306,16 @@ export const make = (
       appendMany: (requests) => commit("appendMany", requests, allResults),
       read,
       // the recorded events are kept whole: a fold reads them as they are
-      readForFold: read,
+      readForFold: (streamId, options = {}) =>
+        Effect.sync(() => {
+          const events = streams.get(streamId)?.events ?? []
+          const last = events.length === 0 ? 0 : events[events.length - 1]!.version
+          const from = Math.max(1, options.from ?? 1)
+          const to = Math.min(last, options.to ?? last, options.limit === undefined ? last : from + options.limit - 1)
+          if (to < from) return []
+          const offset = events[0]!.version
+          return events.slice(from - offset, to - offset + 1)
+        }),
       streamVersion: (streamId) => Effect.sync(() => visibleVersion(streams.get(streamId))),
       readAll: (options = {}) => {
         const stream = Stream.suspend(() => {

@@ -1,3 +1,5 @@
+import * as Chunk from "effect/Chunk"
+import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
@@ -37,6 +39,9 @@ export interface Current<State> {
   readonly version: number
   readonly snapshot: number
 }
+
+/** Events per `readForFold` page of a load: a stream of up to this many events is read in one round trip. */
+const pageSize = 5_000
 
 /** A folded stream: state, version, and the position of the event at that version (0 for none). */
 interface Folded<State> {
@@ -90,57 +95,69 @@ export const make = <State, Command, Event, E>(
   const streamIdOf = (id: string) => StreamId.make(aggregate.name, id)
 
   /**
-   * Folds a stream of events from `start`, decoding each; returns the state, last version and its position. With
-   * `first`, the first event must be the one `start` ended with, and pass the check (a snapshot's: recorded before it
-   * was taken; a cached state's: the same position), so the stream was not deleted and re-created since; otherwise
-   * the result is `undefined`.
+   * Folds a stream's events after `start` page by page (`page(from, limit)`; a short page is the last), decoding
+   * each; returns the state, last version and its position. With `first`, the read starts at `start.version`, whose
+   * event must be there and pass the check (a snapshot's: recorded before it was taken; a cached state's: the same
+   * position), so the stream was not deleted and re-created since; otherwise the result is `undefined`.
    */
   const foldStream = <A extends EventStore.FoldEvent>(
     streamId: StreamId.StreamId,
-    events: Stream.Stream<A, EventStore.ReadError>,
+    page: (from: number, limit: number) => Effect.Effect<ReadonlyArray<A>, EventStore.ReadError>,
     start: Folded<State>,
     first?: (event: A) => boolean
   ): Effect.Effect<Folded<State> | undefined, Aggregate.EventDecodeError | EventStore.ReadError> =>
-    // pulled chunk by chunk rather than `Stream.run*`, which forks a fiber per run and waits for it (several times
-    // the cost of an in-memory load, bench W4); one `yieldNow` at the end keeps a load a point where other fibers
-    // (background snapshot saves, concurrent commands) get to run, as the forked run did
-    Effect.scoped(Effect.flatMap(Stream.toPull(events), (pull) => {
+    Effect.suspend(() => {
       const acc = { state: start.state, version: start.version, position: start.position }
       let pending = first
-      const loop: Effect.Effect<Folded<State> | undefined, Aggregate.EventDecodeError | EventStore.ReadError> = Effect
-        .matchEffect(pull, {
-          onFailure: (error) =>
-            Option.isSome(error) ?
-              Effect.fail(error.value) :
-              Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc),
-          onSuccess: (chunk) => {
-            for (const recorded of chunk) {
-              if (pending !== undefined) {
-                if (recorded.version !== start.version || !pending(recorded)) {
-                  // stale: stop reading
-                  return Effect.as(Effect.yieldNow(), undefined)
-                }
-                pending = undefined
-                acc.position = recorded.position
-                continue
-              }
-              acc.version = recorded.version
-              acc.position = recorded.position
-              if (aggregate.retired.has(recorded.type)) continue
-              const event = decodeIn(streamId, recorded)
-              if (Either.isLeft(event)) return Effect.fail(event.left)
-              acc.state = aggregate.evolve(acc.state, event.right)
-            }
-            return loop
+      const step = (
+        events: ReadonlyArray<A>
+      ): Effect.Effect<Folded<State> | undefined, Aggregate.EventDecodeError | EventStore.ReadError> => {
+        for (const recorded of events) {
+          if (pending !== undefined) {
+            // stale: stop reading
+            if (recorded.version !== start.version || !pending(recorded)) return Effect.succeed(undefined)
+            pending = undefined
+            acc.position = recorded.position
+            continue
           }
-        })
-      return loop
-    }))
+          acc.version = recorded.version
+          acc.position = recorded.position
+          if (aggregate.retired.has(recorded.type)) continue
+          const event = decodeIn(streamId, recorded)
+          if (Either.isLeft(event)) return Effect.fail(event.left)
+          acc.state = aggregate.evolve(acc.state, event.right)
+        }
+        if (events.length === pageSize) return Effect.flatMap(page(acc.version + 1, pageSize), step)
+        // a load stays a point where other fibers (background snapshot saves, concurrent commands) get to run
+        return Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc)
+      }
+      return Effect.flatMap(page(first === undefined ? start.version + 1 : start.version, pageSize), step)
+    })
+
+  /** Pages of `readForFold`, up to version `to`. */
+  const foldPages = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId, to?: number) =>
+  (
+    from: number,
+    limit: number
+  ) => store.readForFold(streamId, to === undefined ? { from, limit } : { from, to, limit })
+
+  /** Pages of `read` (recorded events: with their time), up to the last event recorded at or before `until`. */
+  const readPages = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId, until?: DateTime.DateTime) =>
+  (
+    from: number,
+    limit: number
+  ) =>
+    Effect.map(Stream.runCollect(store.read(streamId, { from, limit })), (chunk) => {
+      const events = Chunk.toReadonlyArray(chunk)
+      if (until === undefined) return events
+      const cut = events.findIndex((e) => e.recordedAt.epochMillis > until.epochMillis)
+      return cut === -1 ? events : events.slice(0, cut)
+    })
 
   const initial: Folded<State> = { state: aggregate.initialState, version: 0, position: 0 }
 
   const fullLoad = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId) =>
-    Effect.map(foldStream(streamId, store.readForFold(streamId), initial), (loaded) => loaded ?? initial)
+    Effect.map(foldStream(streamId, foldPages(store, streamId), initial), (loaded) => loaded ?? initial)
 
   /** The snapshot policy after a load: saves the state when it is due; `last` is the snapshot it was folded from. */
   const loaded = (
@@ -174,7 +191,7 @@ export const make = <State, Command, Event, E>(
       return Effect.flatMap(
         foldStream(
           streamId,
-          store.read(streamId, { from: version }),
+          readPages(store, streamId),
           { state, version, position: 0 },
           (recorded) => recorded.recordedAt.epochMillis <= takenAt.epochMillis
         ),
@@ -213,7 +230,7 @@ export const make = <State, Command, Event, E>(
       return Effect.flatMap(
         foldStream(
           streamId,
-          store.readForFold(streamId, { from: entry.version }),
+          foldPages(store, streamId),
           entry,
           (event) => event.position === entry.position
         ),
@@ -265,7 +282,7 @@ export const make = <State, Command, Event, E>(
     version === current.version
       ? Effect.succeed(current.state)
       : Effect.map(
-        foldStream(current.streamId, store.readForFold(current.streamId, { to: version }), initial),
+        foldStream(current.streamId, foldPages(store, current.streamId, version), initial),
         (loaded) => (loaded ?? initial).state
       )
 
@@ -323,9 +340,7 @@ export const make = <State, Command, Event, E>(
     Effect.flatMap(streamIdOf(id), (streamId) =>
       Effect.flatMap(EventStore.EventStore, (store) => {
         // never through the cache
-        const events: Stream.Stream<EventStore.FoldEvent, EventStore.ReadError> = "version" in at
-          ? store.readForFold(streamId, { to: at.version })
-          : Stream.takeWhile(store.read(streamId), (e) => e.recordedAt.epochMillis <= at.until.epochMillis)
+        const events = "version" in at ? foldPages(store, streamId, at.version) : readPages(store, streamId, at.until)
         return Effect.flatMap(
           Effect.map(foldStream(streamId, events, initial), (loaded) => loaded ?? initial),
           ({ state, version }) =>
@@ -338,7 +353,11 @@ export const make = <State, Command, Event, E>(
   return {
     aggregate,
     streamId: streamIdOf,
-    load: (id) => Effect.withSpan(load(id), "Repository.load", { attributes: { "aggregate": aggregate.name, id } }),
+    load: (id) =>
+      Effect.withSpan(load(id), "Repository.load", {
+        captureStackTrace: false,
+        attributes: { "aggregate": aggregate.name, id }
+      }),
     loadOption,
     loadOrInitial,
     exists: (id) =>

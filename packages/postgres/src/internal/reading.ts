@@ -237,37 +237,33 @@ export const make = (options: {
       (rows) => rows.length === 0 ? 0 : Number(rows[0]!.version)
     )
 
-  /** One stream's rows by version, page by page (`columns` selected, each row mapped by `toEvent`). */
-  const readStream = <Row extends object, A extends { readonly version: number }>(
-    method: string,
-    selected: string,
-    toEvent: (row: Row) => A,
+  const read = (
     streamId: StreamId.StreamId,
-    readOptions: EventStore.ReadOptions
-  ): Stream.Stream<A, EventStore.EventStoreError> =>
-    Stream.suspend((): Stream.Stream<A, SqlError> => {
+    readOptions: EventStore.ReadOptions = {}
+  ): Stream.Stream<EventStore.RecordedEvent, EventStore.EventStoreError> =>
+    Stream.suspend((): Stream.Stream<EventStore.RecordedEvent, SqlError> => {
       const backward = readOptions.direction === "backward"
       const limit = readOptions.limit
       if (limit !== undefined && limit <= 0) return Stream.empty
       let low = Math.max(1, readOptions.from ?? 1)
       let high = readOptions.to ?? Number.MAX_SAFE_INTEGER
       let remaining = limit ?? Number.POSITIVE_INFINITY
-      const text = `select ${selected} from ${s}.events where stream_id = $1 and version >= $2 and version <= $3 ` +
+      const text = `select ${columns} from ${s}.events where stream_id = $1 and version >= $2 and version <= $3 ` +
         `order by version ${backward ? "desc" : "asc"} limit $4`
       return Stream.paginateChunkEffect(true, (more): Effect.Effect<
-        readonly [Chunk.Chunk<A>, Option.Option<boolean>],
+        readonly [Chunk.Chunk<EventStore.RecordedEvent>, Option.Option<boolean>],
         SqlError
       > => {
         if (!more || low > high || remaining <= 0) {
-          return Effect.succeed([Chunk.empty<A>(), Option.none<boolean>()] as const)
+          return Effect.succeed([Chunk.empty<EventStore.RecordedEvent>(), Option.none<boolean>()] as const)
         }
         const size = Math.min(pageSize, remaining)
         // one row more than the page tells whether another page follows, without an extra query at the end
-        return Effect.map(sql.unsafe<Row>(text, [streamId, low, high, size + 1]), (rows) => {
+        return Effect.map(sql.unsafe<EventRow>(text, [streamId, low, high, size + 1]), (rows) => {
           const more = rows.length > size
           const count = more ? size : rows.length
-          const events = new Array<A>(count)
-          for (let i = 0; i < count; i++) events[i] = toEvent(rows[i]!)
+          const events = new Array<EventStore.RecordedEvent>(count)
+          for (let i = 0; i < count; i++) events[i] = toRecorded(rows[i]!, streamId)
           remaining -= events.length
           if (events.length > 0) {
             const edge = events[events.length - 1]!.version
@@ -277,19 +273,31 @@ export const make = (options: {
           return [Chunk.unsafeFromArray(events), more ? Option.some(true) : Option.none<boolean>()] as const
         })
       })
-    }).pipe(Stream.mapError(storeError(method)))
+    }).pipe(Stream.mapError(storeError("read")))
 
-  const read = (
-    streamId: StreamId.StreamId,
-    readOptions: EventStore.ReadOptions = {}
-  ): Stream.Stream<EventStore.RecordedEvent, EventStore.EventStoreError> =>
-    readStream("read", columns, (row: EventRow) => toRecorded(row, streamId), streamId, readOptions)
-
+  const foldText = `select ${foldColumns} from ${s}.events where stream_id = $1 and version >= $2 and version <= $3 ` +
+    `order by version asc limit $4`
   const readForFold = (
     streamId: StreamId.StreamId,
     foldOptions: EventStore.FoldOptions = {}
-  ): Stream.Stream<EventStore.FoldEvent, EventStore.EventStoreError> =>
-    readStream("readForFold", foldColumns, toFoldEvent, streamId, foldOptions)
+  ): Effect.Effect<ReadonlyArray<EventStore.FoldEvent>, EventStore.EventStoreError> => {
+    if (foldOptions.limit !== undefined && foldOptions.limit <= 0) return Effect.succeed([])
+    // one query: `limit null` is no limit (the caller chose the page)
+    const params = [
+      streamId,
+      Math.max(1, foldOptions.from ?? 1),
+      foldOptions.to ?? Number.MAX_SAFE_INTEGER,
+      foldOptions.limit ?? null
+    ]
+    return Effect.mapError(
+      Effect.map(sql.unsafe<FoldRow>(foldText, params), (rows) => {
+        const events = new Array<EventStore.FoldEvent>(rows.length)
+        for (let i = 0; i < rows.length; i++) events[i] = toFoldEvent(rows[i]!)
+        return events
+      }),
+      storeError("readForFold")
+    )
+  }
 
   /**
    * One page of the global log after `cursor`, cut before the first row that is not yet safe (see `horizon`).

@@ -175,7 +175,7 @@ export const make = ({ violation, withPatience }: Tools): { readonly [K in keyof
           `appendMany with ${what}`
         )
         yield* refused(drain(store.read(streamId)), "InvalidStreamId", `read of ${what}`)
-        yield* refused(drain(store.readForFold(streamId)), "InvalidStreamId", `readForFold of ${what}`)
+        yield* refused(store.readForFold(streamId), "InvalidStreamId", `readForFold of ${what}`)
       }
       yield* ensure(
         (yield* ok(store.streamVersion(good), "streamVersion")) === 0,
@@ -291,9 +291,9 @@ export const make = ({ violation, withPatience }: Tools): { readonly [K in keyof
         for (const key of ["from", "to", "limit"] as const) {
           yield* refused(drain(store.read(s, { [key]: n })), "InvalidArgument", `read({ ${key}: ${n} })`, "read")
         }
-        for (const key of ["from", "to"] as const) {
+        for (const key of ["from", "to", "limit"] as const) {
           yield* refused(
-            drain(store.readForFold(s, { [key]: n })),
+            store.readForFold(s, { [key]: n }),
             "InvalidArgument",
             `readForFold({ ${key}: ${n} })`,
             "readForFold"
