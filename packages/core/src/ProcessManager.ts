@@ -12,9 +12,9 @@
  * - **Exactly-once effects under at-least-once delivery**: the `index`-th command sent for an input is handled with
  *   the command id `[name, triggering event id, index]` (`CommandHandler`'s `commandId`: its events get ids derived
  *   from it), so the same work done again after a crash replays the appends instead of writing them twice. Every
- *   sent command's events carry `causationId` = the triggering event's id and `correlationId` = the instance's. An
- *   input's actions are done in order, before any later input of the instance; a marker in its stream records that
- *   they all are.
+ *   sent command's events carry `causationId` = the triggering event's id, `correlationId` = the instance's and
+ *   `processManager` = its name. An input's actions are done in order, before any later input of the instance; a
+ *   marker in its stream records that they all are.
  * - **Failures**: it runs as a durable {@link Subscription.Subscription} named after it, so it follows the
  *   subscription's failure policy: a failing input (a command failing with something other than a domain error, the
  *   stores' errors) is retried with the `retry` Schedule, then the process manager stops (with a checkpoint before

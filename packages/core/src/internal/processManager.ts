@@ -306,7 +306,7 @@ const complete = <State, Event>(
   Effect.gen(function*() {
     const name = definition.name
     const correlationId = StreamId.id(instance.streamId)
-    const metadata = { correlationId, causationId: entry.trigger }
+    const metadata = { correlationId, causationId: entry.trigger, processManager: name }
     let version = instance.version
     const actions = definition.react(entry.after, entry.input)
     for (let index = 0; index < actions.length; index++) {
