@@ -5,7 +5,7 @@
 import { CommandHandler, type EventStore, ProcessManager } from "@effect-eventsourcing/core"
 import { Console, Effect } from "effect"
 import { CloseAccount, Deposit, OpenAccount } from "./Account.js"
-import { handle, accounts } from "./program.js"
+import { accounts, handle } from "./program.js"
 import { isFinished, makeTransferProcess, RequestTransfer, Transfer } from "./Transfer.js"
 import type { TransferState } from "./Transfer.js"
 
@@ -21,13 +21,22 @@ export const awaitTransfer = <Event>(
   id: string,
   within: `${number} seconds` = "20 seconds"
 ) => {
-  const poll: Effect.Effect<TransferState, Effect.Effect.Error<ReturnType<typeof ProcessManager.load>>, EventStore.EventStore> =
-    Effect.flatMap(ProcessManager.load(process, id), (instance) =>
+  const poll: Effect.Effect<
+    TransferState,
+    Effect.Effect.Error<ReturnType<typeof ProcessManager.load>>,
+    EventStore.EventStore
+  > = Effect.flatMap(
+    ProcessManager.load(process, id),
+    (instance) =>
       isFinished(instance.state.status) && instance.pending === 0
         ? Effect.succeed(instance.state)
-        : Effect.zipRight(Effect.sleep("10 millis"), poll))
+        : Effect.zipRight(Effect.sleep("10 millis"), poll)
+  )
   return poll.pipe(
-    Effect.timeoutFail({ duration: within, onTimeout: () => new Error(`transfer ${id} did not finish within ${within}`) })
+    Effect.timeoutFail({
+      duration: within,
+      onTimeout: () => new Error(`transfer ${id} did not finish within ${within}`)
+    })
   )
 }
 

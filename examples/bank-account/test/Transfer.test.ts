@@ -121,12 +121,16 @@ const restart = (transferId: string) =>
 
 for (const [storeName, store] of stores("bank_transfer")) {
   layer(store, { excludeTestServices: true, timeout: "120 seconds" })(`transfers on ${storeName}`, (it) => {
-    it.effect("the demo: completed, refunded (closed target), completed (late target), refunded (deadline)", () =>
-      Effect.gen(function*() {
-        const { balances, outcomes } = yield* transfers("demo")
-        assert.deepStrictEqual(outcomes, ["completed", "refunded", "completed", "refunded"])
-        assert.deepStrictEqual(balances, [60, 30, 0, 10])
-      }), 60_000)
+    it.effect(
+      "the demo: completed, refunded (closed target), completed (late target), refunded (deadline)",
+      () =>
+        Effect.gen(function*() {
+          const { balances, outcomes } = yield* transfers("demo")
+          assert.deepStrictEqual(outcomes, ["completed", "refunded", "completed", "refunded"])
+          assert.deepStrictEqual(balances, [60, 30, 0, 10])
+        }),
+      60_000
+    )
 
     for (const scenario of ["completed", "refunded", "deadline"] as const) {
       it.effect(`crash before every step, then restart: ${scenario}`, () =>
@@ -192,7 +196,9 @@ for (const [storeName, store] of stores("bank_transfer")) {
         assert.deepStrictEqual(yield* firings(`${p}-t`), [1])
         assert.deepStrictEqual((yield* timers.pending(Process.name, `${p}-t`)).map((t) => t.name), ["retry-credit"])
         // running again fires nothing twice
-        yield* Effect.scoped(Effect.zipRight(ProcessManager.forkScoped(Process, runOptions), Effect.sleep("100 millis")))
+        yield* Effect.scoped(
+          Effect.zipRight(ProcessManager.forkScoped(Process, runOptions), Effect.sleep("100 millis"))
+        )
         assert.deepStrictEqual(yield* firings(`${p}-t`), [1])
       }))
   })
@@ -222,7 +228,9 @@ describe("transfers: random interleavings (memory)", () => {
         let count = 0
         const died = yield* Deferred.make<void>()
         const onStep = () =>
-          Effect.suspend(() => count++ === crashAt ? Effect.zipRight(Deferred.succeed(died, void 0), Effect.never) : Effect.void)
+          Effect.suspend(() =>
+            count++ === crashAt ? Effect.zipRight(Deferred.succeed(died, void 0), Effect.never) : Effect.void
+          )
         yield* Scope.extend(ProcessManager.forkScoped(Process, { ...runOptions, onStep }), scope)
         yield* Effect.forEach(
           list,

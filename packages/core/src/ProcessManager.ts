@@ -283,7 +283,9 @@ export const forkScoped = <State, Event>(
     const permit = yield* Effect.makeSemaphore(1)
     const prefix = `${name}-`
 
-    const one = (recorded: EventStore.RecordedEvent): Effect.Effect<string | undefined, Engine.EngineError, EventStore.EventStore> => {
+    const one = (
+      recorded: EventStore.RecordedEvent
+    ): Effect.Effect<string | undefined, Engine.EngineError, EventStore.EventStore> => {
       if (recorded.streamId.startsWith(prefix)) return Effect.succeed(undefined)
       const decoded = pm.decode(recorded.type, recorded.data)
       if (Option.isNone(decoded)) return Effect.succeed(undefined)
@@ -403,12 +405,15 @@ export const load = <State, Event>(
   pm: ProcessManager<State, Event>,
   correlationId: string
 ): Effect.Effect<Instance<State>, EventStore.ReadError | Aggregate.EventDecodeError, EventStore.EventStore> =>
-  Effect.flatMap(EventStore.EventStore, (store) =>
-    Effect.map(Engine.load(definitionOf(pm), store, correlationId), (instance) => ({
-      state: instance.state,
-      version: instance.version,
-      pending: instance.pending.length
-    })))
+  Effect.flatMap(
+    EventStore.EventStore,
+    (store) =>
+      Effect.map(Engine.load(definitionOf(pm), store, correlationId), (instance) => ({
+        state: instance.state,
+        version: instance.version,
+        pending: instance.pending.length
+      }))
+  )
 
 /**
  * The stream of an instance: `"<name>-<correlationId>"`.

@@ -57,7 +57,10 @@ const Orders = ProcessManager.make({
   },
   react: (_state, input) =>
     input._tag === "Placed"
-      ? [ProcessManager.send(Counter, input.counter, new Add({ n: input.n })), ProcessManager.schedule("remind", "1 minute")]
+      ? [
+        ProcessManager.send(Counter, input.counter, new Add({ n: input.n })),
+        ProcessManager.schedule("remind", "1 minute")
+      ]
       : []
 })
 
@@ -145,14 +148,21 @@ describe("ProcessManager", () => {
   it.live("events it does not react to are skipped; one of its types that does not decode stops it", () =>
     Effect.gen(function*() {
       const store = yield* EventStore.EventStore
-      const running = yield* ProcessManager.forkScoped(Orders, { timerInterval: "10 millis", retry: Schedule.recurs(1) })
+      const running = yield* ProcessManager.forkScoped(Orders, {
+        timerInterval: "10 millis",
+        retry: Schedule.recurs(1)
+      })
       const { position } = yield* store.append(
         StreamId.unsafeMake("order", "o5"),
         [{ type: "Shipped", data: {} }],
         ExpectedVersion.Any
       )
       yield* running.subscription.awaitPosition(position)
-      yield* store.append(StreamId.unsafeMake("order", "o6"), [{ type: "Placed", data: { n: "x" } }], ExpectedVersion.Any)
+      yield* store.append(
+        StreamId.unsafeMake("order", "o6"),
+        [{ type: "Placed", data: { n: "x" } }],
+        ExpectedVersion.Any
+      )
       const error = yield* Effect.flip(running.join)
       assert.strictEqual(error._tag, "EventDecodeError")
     }).pipe(Effect.scoped, Effect.provide(Stores)))

@@ -106,7 +106,8 @@ const isHandlerError = (u: unknown): u is CommandHandler.HandlerError =>
 const namespace = Uuid.parse("b1d6a3c2-52a4-4f0e-8d7e-3c1f9a6e2b57")
 
 /** @internal A deterministic uuid of the process manager's own writes. */
-export const idOf = (name: string, kind: string, of: string): string => Uuid.v5(namespace, JSON.stringify([name, kind, of]))
+export const idOf = (name: string, kind: string, of: string): string =>
+  Uuid.v5(namespace, JSON.stringify([name, kind, of]))
 
 /** @internal The command id of the `index`-th action for the triggering id `trigger`. */
 export const commandIdOf = (name: string, trigger: string, index: number): string =>
@@ -293,7 +294,9 @@ export const handle = <State, Event>(
       if (error instanceof EventStore.ConcurrencyConflict && ++conflicts < maxConflicts) continue
       return yield* Effect.fail(error)
     }
-  }).pipe(Effect.withSpan("ProcessManager.handle", { attributes: { "processManager": definition.name, correlationId } }))
+  }).pipe(
+    Effect.withSpan("ProcessManager.handle", { attributes: { "processManager": definition.name, correlationId } })
+  )
 
 /** Runs the actions of one recorded input, then marks it handled. */
 const complete = <State, Event>(
@@ -327,10 +330,18 @@ const complete = <State, Event>(
       const rejectedId = idOf(name, "rejected", commandId)
       // its outcome is recorded: it was dispatched before
       if (instance.ids.has(rejectedId)) continue
-      yield* context.onStep({ step: "dispatch", correlationId, detail: `${action.aggregate}-${action.id} ${tagOf(action.command)}` })
+      yield* context.onStep({
+        step: "dispatch",
+        correlationId,
+        detail: `${action.aggregate}-${action.id} ${tagOf(action.command)}`
+      })
       const outcome = yield* CommandHandler.withMetadata(action.dispatch(commandId), metadata)
       if (outcome._tag === "Done") continue
-      yield* context.onStep({ step: "reject", correlationId, detail: `${tagOf(action.command)}: ${tagOf(outcome.error)}` })
+      yield* context.onStep({
+        step: "reject",
+        correlationId,
+        detail: `${tagOf(action.command)}: ${tagOf(outcome.error)}`
+      })
       const rejected = new CommandRejected({
         aggregate: action.aggregate,
         id: action.id,
