@@ -282,6 +282,32 @@ for (const [storeName, store] of stores("bank_transfer")) {
         assert.deepStrictEqual(yield* firings(`${p}-t`), [1])
       }))
 
+    it.effect("two process managers at once (two processes): every timer fires once, every refund happens once", () =>
+      Effect.gen(function*() {
+        const ids = Array.from({ length: 6 }, (_, i) => `twice${i}`)
+        for (const p of ids) yield* setUp("deadline", p)
+        // both poll for timers every 5 ms; one holds the subscription's lease, the other waits for it
+        let fires = 0
+        const fast = {
+          timerInterval: "5 millis",
+          onStep: (step: ProcessManager.Step) =>
+            Effect.sync(() => step.step === "fire" && step.detail === "deadline" && fires++)
+        } as const
+        const states = yield* Effect.scoped(Effect.gen(function*() {
+          yield* ProcessManager.forkScoped(Process, fast)
+          yield* ProcessManager.forkScoped(Process, fast)
+          yield* Effect.forEach(ids, (p) => requestTransfer(`${p}-t`, `${p}-a`, `${p}-b`, 30), { discard: true })
+          return yield* Effect.forEach(ids, (p) => awaitTransfer(Process, `${p}-t`))
+        }))
+        for (const [i, p] of ids.entries()) {
+          assert.strictEqual(states[i]!.status, "refunded")
+          assert.deepStrictEqual((yield* written(`${p}-t`, [`${p}-a`, `${p}-b`])).out, expected("refunded", p))
+          assert.deepStrictEqual(yield* firings(`${p}-t`), [1])
+          assert.strictEqual(yield* balanceOf(`${p}-a`), 100)
+        }
+        yield* Effect.sync(() => console.log(`two process managers: ${fires} firings of ${ids.length} deadlines`))
+      }))
+
     it.effect.prop(
       "random interleavings of transfers with a crash at a random step: money conserved, each finished once",
       { list: FastCheck.array(transfer, { minLength: 1, maxLength: 6 }), crashAt: FastCheck.nat({ max: 40 }) },
