@@ -8,6 +8,8 @@
  * - `handle.handleUnknown(id, input)`: decodes input from outside with the aggregate's `commands` Schema first
  *   (`CommandDecodeError` when it does not decode; `decide` never sees it).
  * - `lock: true` runs the cycle under `EventStore.withLock` (`lockTimeout` bounds the wait: `LockTimeout`).
+ * - Inside `Repository.unitOfWork` the load reads the unit's identity map and the append is collected by the unit
+ *   (the result's `position` is 0), to be committed with the unit's other appends at its end.
  *
  * @example
  * ```ts

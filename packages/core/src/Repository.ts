@@ -217,16 +217,17 @@ export interface UnitOfWorkOptions<R = never> {
  *   dropped when the unit ends: afterwards, loads read the store.
  * - **What the effect sees.** Appends inside the unit succeed with the stream's version after them and `position` 0
  *   (positions exist only after the commit). `loadAt`, `events` and `delete` are not part of the unit: they work on
- *   the store at once. Fibers forked by `self` share the unit; a unit started inside a unit (on the same store)
- *   joins the outer one.
+ *   the store at once. Fibers forked by `self` share the unit while it runs (what they do after it ended is outside
+ *   any unit); a unit started inside a unit (on the same store) joins the outer one.
  * - **Conflicts.** Nothing is committed before the end, so a `CommandHandler`'s per-command retry cannot help with
  *   other writers; the unit's own `retry` option runs the whole unit again instead. Two fibers of one unit that
  *   decide on the same stream at the same time are checked against the unit's version (the handler retries the
  *   later one as usual).
  * - **What still applies.** Event metadata (the handler's, `CommandHandler.withMetadata`'s) is taken when each
  *   command is handled; a `commandId` gives the events their derived ids, so re-running a unit whose every command
- *   has a `commandId` after `CommitOutcomeUnknown` is recognised by the store instead of writing twice. Inline
- *   projections run in the commit's transaction, snapshots are taken after the commit.
+ *   has a `commandId` after `CommitOutcomeUnknown` is recognised by the store instead of writing twice (the
+ *   effect's results then describe the unit's own view, not the replayed commit). Inline projections run in the
+ *   commit's transaction (one that fails rejects the unit); snapshots are taken after the commit.
  *
  * @example
  * ```ts
@@ -259,7 +260,8 @@ export interface UnitOfWorkOptions<R = never> {
  *   yield* handle("a", 100)
  *   yield* transfer("a", "b", 30)
  *   const refused = yield* Effect.flip(transfer("a", "b", 500))
- *   const [a, b] = yield* accounts.loadMany(["a", "b"])
+ *   const a = yield* accounts.load("a")
+ *   const b = yield* accounts.load("b")
  *   return [a.state, b.state, refused._tag]
  * })
  *

@@ -43,15 +43,17 @@ describe("Repository.unitOfWork (in memory only)", () => {
       })))
       assert(Exit.isFailure(exit))
       assert.strictEqual((yield* Effect.flip(exit))._tag, "EventStoreError")
-      assert.deepStrictEqual([yield* store.streamVersion(streamOf("p-a")), yield* store.streamVersion(streamOf("p-b"))], [
-        0,
-        0
-      ])
+      assert.deepStrictEqual(
+        [yield* store.streamVersion(streamOf("p-a")), yield* store.streamVersion(streamOf("p-b"))],
+        [
+          0,
+          0
+        ]
+      )
     }).pipe(Effect.provide(InMemoryEventStore.layerWith({
       inline: [Projection.make({
         name: "refuses",
-        handle: (event) =>
-          (event.data as { owner?: string }).owner === "refused" ? Effect.fail("refused") : Effect.void
+        handle: (event) => (event.data as { owner?: string }).owner === "refused" ? Effect.fail("refused") : Effect.void
       })]
     }))))
 

@@ -3,9 +3,29 @@
  * (UnitOfWork.test.ts) and PostgreSQL (packages/postgres/test/UnitOfWork.test.ts), with real fibers and, on
  * PostgreSQL, real connections.
  */
-import { Aggregate, CommandHandler, EventStore, ExpectedVersion, Repository, StreamId } from "@effect-eventsourcing/core"
+import {
+  Aggregate,
+  CommandHandler,
+  EventStore,
+  ExpectedVersion,
+  Repository,
+  StreamId
+} from "@effect-eventsourcing/core"
 import { assert, layer } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, type Layer, Option, Schedule, Schema, Stream } from "effect"
+import {
+  Cause,
+  Chunk,
+  Deferred,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  type Layer,
+  Option,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
 
 class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Int }) {}
 class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Schema.Int }) {}
@@ -103,7 +123,9 @@ export const unitOfWorkSuite = <E>(name: string, store: Layer.Layer<EventStore.E
         yield* Repository.unitOfWork(Effect.gen(function*() {
           // appended without a load first: the unit's state of the stream is rebuilt from the store and the pending
           yield* accounts.append("ap-a", [new Deposited({ amount: 5 })], ExpectedVersion.Exact(1))
-          const stale = yield* Effect.flip(accounts.append("ap-a", [new Deposited({ amount: 1 })], ExpectedVersion.Exact(1)))
+          const stale = yield* Effect.flip(
+            accounts.append("ap-a", [new Deposited({ amount: 1 })], ExpectedVersion.Exact(1))
+          )
           assert.deepStrictEqual([stale._tag, stale._tag === "ConcurrencyConflict" && stale.actual], [
             "ConcurrencyConflict",
             2
@@ -236,10 +258,13 @@ export const unitOfWorkSuite = <E>(name: string, store: Layer.Layer<EventStore.E
         yield* Effect.forEach(ids, (id) => handle(id, 1000), { discard: true })
         const units = 12
         yield* Effect.all(
-          Array.from({ length: units }, (_, i) =>
-            Repository.unitOfWork(transfer(ids[i % 3]!, ids[(i + 1) % 3]!, 1 + i, `rt-${i}`), {
-              retry: Schedule.recurs(100)
-            })),
+          Array.from(
+            { length: units },
+            (_, i) =>
+              Repository.unitOfWork(transfer(ids[i % 3]!, ids[(i + 1) % 3]!, 1 + i, `rt-${i}`), {
+                retry: Schedule.recurs(100)
+              })
+          ),
           { concurrency: "unbounded", discard: true }
         )
         const balances = yield* Effect.forEach(ids, (id) => Effect.map(accounts.load(id), (l) => l.state.balance))
@@ -248,4 +273,3 @@ export const unitOfWorkSuite = <E>(name: string, store: Layer.Layer<EventStore.E
         assert.strictEqual(ledger.reduce((a, b) => a + b, 0), units)
       }))
   })
-

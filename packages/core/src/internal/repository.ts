@@ -256,8 +256,10 @@ export const make = <State, Command, Event, E>(
     foldTo: (store, streamId, version) =>
       Effect.map(foldStream(store.read(streamId, { to: version }), initial), (loaded) => (loaded ?? initial).state),
     prepare: (streamId, events, metadata, commandId) =>
-      Effect.flatMap(FiberRef.get(currentMetadata), (ambient) =>
-        encodeWith(ambient, streamId, events, metadata, commandId)),
+      Effect.flatMap(
+        FiberRef.get(currentMetadata),
+        (ambient) => encodeWith(ambient, streamId, events, metadata, commandId)
+      ),
     decode,
     afterCommit: ({ state, streamId, version, snapshot }) =>
       snapshots.due(version, snapshot) ? snapshots.save(streamId, state, version) : Effect.void
@@ -310,8 +312,7 @@ export const make = <State, Command, Event, E>(
     exists: (id) =>
       Effect.flatMap(
         streamIdOf(id),
-        (streamId) =>
-          Effect.flatMap(EventStore.EventStore, (store) => unit.exists(store, streamId))
+        (streamId) => Effect.flatMap(EventStore.EventStore, (store) => unit.exists(store, streamId))
       ),
     loadMany: (ids) => Effect.forEach(ids, load, { concurrency: 8 }),
     loadAt: (id, at) =>
@@ -341,7 +342,10 @@ export const make = <State, Command, Event, E>(
       Effect.flatMap(
         streamIdOf(id),
         (streamId) =>
-          Effect.flatMap(EventStore.EventStore, (store) => unit.write(write)(store, streamId, events, expected, metadata))
+          Effect.flatMap(
+            EventStore.EventStore,
+            (store) => unit.write(write)(store, streamId, events, expected, metadata)
+          )
       ),
     current: currentOrUnit,
     appendTo: unit.appendTo(appendTo)

@@ -278,21 +278,27 @@ export const participant = <State, Event>(p: Participant<State, Event>) => {
         E | EventStore.AppendError | Aggregate.EventEncodeError
       > => {
         if (unit === undefined) return append(store, streamId, events, expected, metadata)
-        return Effect.flatMap(entryOf(unit, streamId), (entry) =>
-          Effect.map(collect(entry, events, expected, metadata, undefined), (version) => {
-            const known = entry.states.get(key)
-            if (known === undefined) {
-              entry.states.clear()
-            } else {
-              const was = known.current as Current<State>
-              remember(entry, { ...was, state: evolveAll(was.state, events), version }, false)
-            }
-            return { version, position: 0 }
-          }))
+        return Effect.flatMap(
+          entryOf(unit, streamId),
+          (entry) =>
+            Effect.map(collect(entry, events, expected, metadata, undefined), (version) => {
+              const known = entry.states.get(key)
+              if (known === undefined) {
+                entry.states.clear()
+              } else {
+                const was = known.current as Current<State>
+                remember(entry, { ...was, state: evolveAll(was.state, events), version }, false)
+              }
+              return { version, position: 0 }
+            })
+        )
       }),
 
     /** `Repository.exists`: the unit's version when it knows the stream. */
-    exists: (store: EventStore.EventStore.Service, streamId: StreamId): Effect.Effect<boolean, EventStore.EventStoreError> =>
+    exists: (
+      store: EventStore.EventStore.Service,
+      streamId: StreamId
+    ): Effect.Effect<boolean, EventStore.EventStoreError> =>
       withUnit(store, (unit) => {
         const entry = unit?.entries.get(streamId)
         return entry === undefined
@@ -344,7 +350,9 @@ const isConcurrencyConflict = (error: unknown): error is EventStore.ConcurrencyC
 export const unitOfWork: {
   <R2 = never>(
     options?: Options<R2>
-  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | EventStore.AppendError, R | R2 | EventStore.EventStore>
+  ): <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | EventStore.AppendError, R | R2 | EventStore.EventStore>
   <A, E, R, R2 = never>(
     self: Effect.Effect<A, E, R>,
     options?: Options<R2>
@@ -355,21 +363,24 @@ export const unitOfWork: {
     self: Effect.Effect<A, E, R>,
     options?: Options<R2>
   ): Effect.Effect<A, E | EventStore.AppendError, R | R2 | EventStore.EventStore> =>
-    Effect.flatMap(EventStore.EventStore, (store) =>
-      withUnit(store, (outer): Effect.Effect<A, E | EventStore.AppendError, R | R2> => {
-        // inside a unit of the same store: part of it (the outer unit commits)
-        if (outer !== undefined) return self
-        const once = Effect.suspend(() => {
-          const unit: Unit = { store, entries: new Map(), open: true }
-          return Effect.locally(self, currentUnit, unit).pipe(
-            Effect.tap(() => commit(unit)),
-            Effect.ensuring(Effect.sync(() => {
-              unit.open = false
-              unit.entries.clear()
-            })),
-            Effect.withSpan("Repository.unitOfWork", { captureStackTrace: false })
-          )
+    Effect.flatMap(
+      EventStore.EventStore,
+      (store) =>
+        withUnit(store, (outer): Effect.Effect<A, E | EventStore.AppendError, R | R2> => {
+          // inside a unit of the same store: part of it (the outer unit commits)
+          if (outer !== undefined) return self
+          const once = Effect.suspend(() => {
+            const unit: Unit = { store, entries: new Map(), open: true }
+            return Effect.locally(self, currentUnit, unit).pipe(
+              Effect.tap(() => commit(unit)),
+              Effect.ensuring(Effect.sync(() => {
+                unit.open = false
+                unit.entries.clear()
+              })),
+              Effect.withSpan("Repository.unitOfWork", { captureStackTrace: false })
+            )
+          })
+          return options?.retry === undefined ? once : retryOnly(once, isConcurrencyConflict, options.retry)
         })
-        return options?.retry === undefined ? once : retryOnly(once, isConcurrencyConflict, options.retry)
-      }))
+    )
 )
