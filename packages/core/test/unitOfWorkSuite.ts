@@ -87,7 +87,11 @@ export const unitOfWorkSuite = <E>(name: string, store: Layer.Layer<EventStore.E
     it.effect("identity: a load within the unit sees the unit's own uncommitted appends, as the same state", () =>
       Effect.gen(function*() {
         yield* handle("id-a", 100)
+        yield* handle("id-c", 1)
         yield* Repository.unitOfWork(Effect.gen(function*() {
+          // two concurrent first loads of one stream: one entry, the same state
+          const [c1, c2] = yield* accounts.loadMany(["id-c", "id-c"])
+          assert.strictEqual(c1?.state, c2?.state)
           const first = yield* accounts.load("id-a")
           assert.deepStrictEqual([first.version, first.state.balance], [1, 100])
           const written = yield* handle("id-a", -30)
