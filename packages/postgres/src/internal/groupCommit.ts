@@ -220,13 +220,17 @@ export const make = (options: {
     )
   }
 
-  /** Sends the queue, batch after batch, until it is empty; then gives its slot back. */
+  /**
+   * Sends the queue, batch after batch, until it is empty; then gives its slot back. After each statement it yields
+   * once to the scheduler (no timer): the callers it has just answered run first, and the appends they go on with
+   * join the next statement instead of taking the slot alone.
+   */
   const drain: Effect.Effect<void> = Effect.suspend(() => {
     if (queue.length === 0) {
       inFlight--
       return Effect.void
     }
-    return Effect.zipRight(send(queue.splice(0, maxBatch)), drain)
+    return Effect.zipRight(send(queue.splice(0, maxBatch)), Effect.zipRight(Effect.yieldNow(), drain))
   })
 
   const pendingOf = (method: string, prepared: Prepared, tries: number): Pending => ({
