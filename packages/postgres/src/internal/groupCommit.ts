@@ -1,9 +1,10 @@
 /**
  * Group commit: concurrent single-stream appends (`append`, outside the caller's transaction, no inline projections)
- * share statements. While one statement is in flight, the appends that arrive queue up; when it is answered, the
- * queue (up to `maxBatch` requests) goes in the next statement: one call of `append_batch` (migration 6), one
- * transaction, one acquisition of the positions lock, one commit. An append that finds nothing in flight is sent at
- * once, alone, on today's path (`append_one`): no linger, nothing added when idle.
+ * share statements. While statements are in flight (`maxInFlight`, each on a connection of its own), the appends that
+ * arrive queue up; when one is answered, the queue (up to `maxBatch` requests) goes in the next statement: one call
+ * of `append_batch` (migration 6), one transaction, one acquisition of the positions lock, one commit. An append that
+ * finds a free slot is sent at once, alone, on the single-request path (`append_one`): no linger, nothing added when
+ * idle.
  *
  * Each request keeps its own outcome. `append_batch` checks each request's expectation on its own, inserts the
  * accepted ones with `on conflict do nothing` and undoes a request that lost a row (a version or an event id taken
@@ -16,8 +17,17 @@
  * append does (the writers' key, then the critical section of `allocatePositions`, recording that section's id in
  * every row: see migrations 1, 5 and 6), so every row it commits satisfies the invariant that readers rely on: its
  * `xid` is at least as new as its own transaction's and as that of every transaction still running that took a
- * position before it. Rows it deletes again were never visible to anyone; their positions stay unused, like those of
- * a rolled-back append. Batching changes only how many requests share that one transaction.
+ * position before it. In more detail:
+ *
+ * - all the batch's rows carry the one recorded id and commit at one instant (one transaction): a reader sees all of
+ *   them or none, and while the transaction runs its id is not below any reader's `xmin`, so a reader stops at the
+ *   first of them instead of passing it;
+ * - the batch may wait after taking its positions (an insert waiting for a concurrent writer of the same key to end),
+ *   exactly as a single append that races on its stream does: readers wait for it, they never skip it;
+ * - rows it deletes again were never visible to anyone; their positions stay unused, like those of a rolled-back
+ *   append (readers never wait for a position number, only for running transactions).
+ *
+ * Batching changes only how many requests share that one transaction.
  *
  * @internal
  */
