@@ -44,6 +44,11 @@ export * as InMemoryEventStore from "./InMemoryEventStore.js"
 export * as Projection from "./Projection.js"
 
 /**
+ * @since 0.3.0
+ */
+export * as ProcessManager from "./ProcessManager.js"
+
+/**
  * @since 0.1.0
  */
 export * as Repository from "./Repository.js"
@@ -67,6 +72,11 @@ export * as StreamId from "./StreamId.js"
  * @since 0.1.0
  */
 export * as Subscription from "./Subscription.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as TimerStore from "./TimerStore.js"
 
 /**
  * @since 0.2.0

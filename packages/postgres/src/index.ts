@@ -17,3 +17,8 @@ export * as PostgresSnapshotStore from "./PostgresSnapshotStore.js"
  * @since 0.2.0
  */
 export * as PostgresViewStore from "./PostgresViewStore.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as PostgresTimerStore from "./PostgresTimerStore.js"
