@@ -138,7 +138,7 @@ const main = async () => {
     }
   }).pipe(
     Effect.provide(
-      PostgresEventStore.layer().pipe(
+      PostgresEventStore.layer(process.env.NOTIFY === "inTransaction" ? { notify: "inTransaction" } : {}).pipe(
         Layer.provideMerge(PgClient.layer({ url: Redacted.make(db.url), maxConnections: 1 }))
       )
     )
