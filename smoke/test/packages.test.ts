@@ -22,7 +22,7 @@ declare module "vitest" {
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const apps = fileURLToPath(new URL("../apps/", import.meta.url))
-const packages = ["core", "testing", "postgres", "nats"] as const
+const packages = ["core", "testing", "postgres", "nats", "cli"] as const
 const npm = process.platform === "win32" ? "npm.cmd" : "npm"
 const tsc = Path.join(root, "node_modules", "typescript", "bin", "tsc")
 

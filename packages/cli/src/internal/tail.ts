@@ -1,0 +1,53 @@
+/**
+ * `tail`: the global log, live, until interrupted.
+ *
+ * @internal
+ */
+import * as EventStore from "@effect-eventsourcing/core/EventStore"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { stores } from "./database.js"
+import * as Opt from "./options.js"
+import { eventJson, printJson, tailLine } from "./output.js"
+
+/** The position of the last event of the log (0 when empty). */
+const headPosition = (schema: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<{ readonly head: string | number }>`select coalesce(max(position), 0) as head from ${sql(schema)}.events`
+  ).pipe(Effect.map((rows) => Number(rows[0]?.head ?? 0)))
+
+/** @internal */
+export const tail = Command.make(
+  "tail",
+  {
+    schema: Opt.schema,
+    json: Opt.json,
+    category: Options.text("category").pipe(
+      Options.withDescription("Only events of streams of this category (repeatable)"),
+      Options.repeated
+    ),
+    type: Options.text("type").pipe(Options.withDescription("Only events of this type (repeatable)"), Options.repeated),
+    from: Opt.atLeast("from", 1, "Start at this global position instead of after the last event").pipe(
+      Options.optional
+    )
+  },
+  ({ category, from, json, schema, type }) =>
+    Effect.gen(function*() {
+      const start = Option.isSome(from) ? from.value : (yield* headPosition(schema)) + 1
+      yield* Console.error(`Tailing schema ${schema} from position ${start} (Ctrl-C to stop)`)
+      const filter = {
+        ...(category.length > 0 ? { categories: category } : {}),
+        ...(type.length > 0 ? { types: type } : {})
+      }
+      yield* EventStore.subscribe({ from: start, filter }).pipe(
+        Stream.runForEach((event) => json ? printJson(eventJson(event)) : Console.log(tailLine(event)))
+      )
+    }).pipe(Effect.provide(stores(schema)))
+).pipe(Command.withDescription("Print the events appended from now on (gap-safe, in position order) until interrupted"))
