@@ -41,6 +41,16 @@ export class SubscriptionNotFound extends Schema.TaggedError<SubscriptionNotFoun
   }
 }
 
+/** @internal The consumer refused a reset request (a projection without onReset, and no --allow-duplicates). */
+export class ResetRefused extends Schema.TaggedError<ResetRefused>()("ResetRefused", {
+  name: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `the consumer of ${this.name} refused the reset: ${this.reason}`
+  }
+}
+
 /** @internal Command-line input the parser accepted but the command refuses. */
 export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
   reason: Schema.String
