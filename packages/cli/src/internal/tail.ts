@@ -31,9 +31,14 @@ export const tail = Command.make(
     json: Opt.json,
     category: Options.text("category").pipe(
       Options.withDescription("Only events of streams of this category (repeatable)"),
-      Options.repeated
+      Options.repeated,
+      Options.optional
     ),
-    type: Options.text("type").pipe(Options.withDescription("Only events of this type (repeatable)"), Options.repeated),
+    type: Options.text("type").pipe(
+      Options.withDescription("Only events of this type (repeatable)"),
+      Options.repeated,
+      Options.optional
+    ),
     from: Opt.atLeast("from", 1, "Start at this global position instead of after the last event").pipe(
       Options.optional
     )
@@ -42,9 +47,11 @@ export const tail = Command.make(
     Effect.gen(function*() {
       const start = Option.isSome(from) ? from.value : (yield* headPosition(schema)) + 1
       yield* Console.error(`Tailing schema ${schema} from position ${start} (Ctrl-C to stop)`)
+      const categories = Option.getOrElse(category, () => [])
+      const types = Option.getOrElse(type, () => [])
       const filter = {
-        ...(category.length > 0 ? { categories: category } : {}),
-        ...(type.length > 0 ? { types: type } : {})
+        ...(categories.length > 0 ? { categories } : {}),
+        ...(types.length > 0 ? { types } : {})
       }
       yield* EventStore.subscribe({ from: start, filter }).pipe(
         Stream.runForEach((event) => json ? printJson(eventJson(event)) : Console.log(tailLine(event)))
