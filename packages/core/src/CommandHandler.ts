@@ -8,6 +8,8 @@
  * - `handle.handleUnknown(id, input)`: decodes input from outside with the aggregate's `commands` Schema first
  *   (`CommandDecodeError` when it does not decode; `decide` never sees it).
  * - `lock: true` runs the cycle under `EventStore.withLock` (`lockTimeout` bounds the wait: `LockTimeout`).
+ * - Inside `Repository.unitOfWork` the load reads the unit's identity map and the append is collected by the unit
+ *   (the result's `position` is 0), to be committed with the unit's other appends at its end.
  *
  * @example
  * ```ts
@@ -37,11 +39,11 @@ import * as Either from "effect/Either"
 import type * as FiberRef from "effect/FiberRef"
 import { dual } from "effect/Function"
 import * as Option from "effect/Option"
-import type { Refinement } from "effect/Predicate"
 import * as Schedule from "effect/Schedule"
 import * as Aggregate from "./Aggregate.js"
 import * as EventStore from "./EventStore.js"
 import * as InternalRepository from "./internal/repository.js"
+import { retryOnly } from "./internal/retry.js"
 import type * as StreamId from "./StreamId.js"
 
 /**
@@ -187,33 +189,6 @@ export const defaultRetry: Schedule.Schedule<number, unknown> = Schedule.recurs(
  * @category constructors
  */
 export const defaultResend: Schedule.Schedule<number, unknown> = Schedule.recurs(3)
-
-/** The failure of `self` that `keep` refuses, carried in the success channel past `Effect.retry`. */
-class Passed<E> {
-  constructor(readonly error: E) {}
-}
-
-/**
- * `Effect.retry(self, schedule)` where the schedule sees only the failures `only` accepts: `Effect.retry` with a
- * `while` option steps the schedule with every failure before `while` is asked, so a schedule that reads its input
- * would be fed errors of other types.
- */
-const retryOnly = <A, E, R, X extends E, Out, R2>(
-  self: Effect.Effect<A, E, R>,
-  only: Refinement<E, X>,
-  schedule: Schedule.Schedule<Out, X, R2>
-): Effect.Effect<A, E, R | R2> =>
-  Effect.flatMap(
-    Effect.retry(
-      Effect.catchIf(
-        self,
-        (error): error is Exclude<E, X> => !only(error),
-        (error) => Effect.succeed(new Passed(error))
-      ) as Effect.Effect<A | Passed<E>, X, R>,
-      schedule
-    ),
-    (result) => result instanceof Passed ? Effect.fail(result.error as E) : Effect.succeed(result)
-  )
 
 /**
  * @example

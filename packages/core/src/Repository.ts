@@ -29,11 +29,13 @@ import type * as DateTime from "effect/DateTime"
 import type * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as Option from "effect/Option"
+import type * as Schedule from "effect/Schedule"
 import type * as Stream from "effect/Stream"
 import type * as Aggregate from "./Aggregate.js"
 import type * as EventStore from "./EventStore.js"
 import type * as ExpectedVersion from "./ExpectedVersion.js"
 import * as internal from "./internal/repository.js"
+import * as internalUnit from "./internal/unitOfWork.js"
 import type * as SnapshotStore from "./SnapshotStore.js"
 import type * as StreamId from "./StreamId.js"
 
@@ -185,3 +187,100 @@ export interface Repository<State, Command, Event, E> {
 export const make = <State, Command, Event, E>(
   aggregate: Aggregate.Aggregate<State, Command, Event, E>
 ): Repository<State, Command, Event, E> => ({ [TypeId]: TypeId, ...internal.make(aggregate) })
+
+/**
+ * Options of {@link unitOfWork}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface UnitOfWorkOptions<R = never> {
+  /**
+   * How to run the whole unit again, from the start and with an empty identity map, after it failed with a
+   * `ConcurrencyConflict` (at its commit, or raised inside it). Default: no retry, the conflict is the unit's
+   * failure. The Schedule is stepped with conflicts only. The unit's effect runs once per attempt: keep what it does
+   * besides loading and appending idempotent.
+   */
+  readonly retry?: Schedule.Schedule<unknown, EventStore.ConcurrencyConflict, R>
+}
+
+/**
+ * Runs `self` as one unit of work on the `EventStore` of its context: every append made inside it through a
+ * `Repository` or a `CommandHandler` (of any aggregate) is collected, and committed when `self` succeeds as ONE atomic
+ * `appendMany`, each stream expected at the version the unit first found it at. A conflict on any stream fails the
+ * unit with that `ConcurrencyConflict` and nothing is written; a unit whose effect fails (or is interrupted) writes
+ * nothing either.
+ *
+ * - **Identity map.** Inside the unit, loading a stream again (`load`, `loadOption`, `loadOrInitial`, `loadMany`,
+ *   `exists`, and a `CommandHandler`'s load) gives the unit's state, including its own appends not yet committed;
+ *   the same aggregate gets the same state object back. Appending twice to a stream chains the versions. The map is
+ *   dropped when the unit ends: afterwards, loads read the store.
+ * - **What the effect sees.** Appends inside the unit succeed with the stream's version after them and `position` 0
+ *   (positions exist only after the commit). `loadAt`, `events` and `delete` are not part of the unit: they work on
+ *   the store at once. Fibers forked by `self` share the unit while it runs (what they do after it ended is outside
+ *   any unit); a unit started inside a unit (on the same store) joins the outer one.
+ * - **Conflicts.** Nothing is committed before the end, so a `CommandHandler`'s per-command retry cannot help with
+ *   other writers; the unit's own `retry` option runs the whole unit again instead. Two fibers of one unit that
+ *   decide on the same stream at the same time are checked against the unit's version (the handler retries the
+ *   later one as usual).
+ * - **What still applies.** Event metadata (the handler's, `CommandHandler.withMetadata`'s) is taken when each
+ *   command is handled; a `commandId` gives the events their derived ids, so re-running a unit whose every command
+ *   has a `commandId` after `CommitOutcomeUnknown` is recognised by the store instead of writing twice (the
+ *   effect's results then describe the unit's own view, not the replayed commit). Inline projections run in the
+ *   commit's transaction (one that fails rejects the unit); snapshots are taken after the commit.
+ *
+ * @example
+ * ```ts
+ * import { Aggregate, CommandHandler, InMemoryEventStore, Repository } from "@effect-eventsourcing/core"
+ * import { Effect, Either, Schema } from "effect"
+ *
+ * class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Int }) {}
+ * class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Schema.Int }) {}
+ * class Insufficient extends Schema.TaggedError<Insufficient>()("Insufficient", {}) {}
+ *
+ * const Account = Aggregate.make({
+ *   name: "account",
+ *   events: Schema.Union(Deposited, Withdrawn),
+ *   initialState: 0,
+ *   // a positive amount is a deposit, a negative one a withdrawal
+ *   decide: (amount: number, balance: number) =>
+ *     balance + amount < 0
+ *       ? Either.left(new Insufficient())
+ *       : Either.right([amount < 0 ? new Withdrawn({ amount: -amount }) : new Deposited({ amount })]),
+ *   evolve: (balance, event) => event._tag === "Deposited" ? balance + event.amount : balance - event.amount
+ * })
+ * const handle = CommandHandler.make(Account)
+ * const accounts = Repository.make(Account)
+ *
+ * // both appends are committed together, or none
+ * const transfer = (from: string, to: string, amount: number) =>
+ *   Repository.unitOfWork(Effect.zipRight(handle(from, -amount), handle(to, amount)))
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* handle("a", 100)
+ *   yield* transfer("a", "b", 30)
+ *   const refused = yield* Effect.flip(transfer("a", "b", 500))
+ *   const a = yield* accounts.load("a")
+ *   const b = yield* accounts.load("b")
+ *   return [a.state, b.state, refused._tag]
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(InMemoryEventStore.layer))).then((result) =>
+ *   assert.deepStrictEqual(result, [70, 30, "Insufficient"])
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category combinators
+ */
+export const unitOfWork: {
+  <R2 = never>(
+    options?: UnitOfWorkOptions<R2>
+  ): <A, E, R>(
+    self: Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | EventStore.AppendError, R | R2 | EventStore.EventStore>
+  <A, E, R, R2 = never>(
+    self: Effect.Effect<A, E, R>,
+    options?: UnitOfWorkOptions<R2>
+  ): Effect.Effect<A, E | EventStore.AppendError, R | R2 | EventStore.EventStore>
+} = internalUnit.unitOfWork

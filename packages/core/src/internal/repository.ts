@@ -13,6 +13,7 @@ import * as SnapshotStore from "../SnapshotStore.js"
 import * as StreamId from "../StreamId.js"
 import { codec, encodeAll } from "./codec.js"
 import * as Snapshots from "./snapshots.js"
+import * as UnitOfWork from "./unitOfWork.js"
 import * as Uuid from "./uuid.js"
 
 /** @internal The ambient metadata of `CommandHandler.withMetadata` (public as `CommandHandler.currentMetadata`). */
@@ -165,9 +166,29 @@ export const make = <State, Command, Event, E>(
   }
 
   /**
-   * Encodes with the ambient metadata (`CommandHandler.withMetadata`) under `metadata`, and appends; with a
-   * `commandId`, the events carry the ids derived from it.
+   * Encodes with the ambient metadata (`CommandHandler.withMetadata`) under `metadata`; with a `commandId`, the
+   * events carry the ids derived from it.
    */
+  const encodeWith = (
+    ambient: EventStore.EventMetadata,
+    streamId: StreamId.StreamId,
+    events: ReadonlyArray<Event>,
+    metadata: EventStore.EventMetadata | undefined,
+    commandId: string | undefined
+  ): Either.Either<ReadonlyArray<EventStore.EventData>, Aggregate.EventEncodeError> => {
+    const encoded = encodeAll(
+      encode,
+      streamId,
+      events,
+      isEmpty(ambient) ? metadata : metadata === undefined ? ambient : { ...ambient, ...metadata }
+    )
+    if (Either.isLeft(encoded) || commandId === undefined) return encoded
+    return Either.right(
+      encoded.right.map((event, i) => ({ ...event, id: Uuid.eventId(aggregate.name, streamId, commandId, i) }))
+    )
+  }
+
+  /** Encodes (see `encodeWith`) and appends. */
   const write = (
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId,
@@ -179,17 +200,8 @@ export const make = <State, Command, Event, E>(
     Effect.flatMap(
       FiberRef.get(currentMetadata),
       (ambient): Effect.Effect<EventStore.AppendResult, EventStore.AppendError | Aggregate.EventEncodeError> => {
-        const encoded = encodeAll(
-          encode,
-          streamId,
-          events,
-          isEmpty(ambient) ? metadata : metadata === undefined ? ambient : { ...ambient, ...metadata }
-        )
-        if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-        const data = commandId === undefined
-          ? encoded.right
-          : encoded.right.map((event, i) => ({ ...event, id: Uuid.eventId(aggregate.name, streamId, commandId, i) }))
-        return store.append(streamId, data, expected)
+        const encoded = encodeWith(ambient, streamId, events, metadata, commandId)
+        return Either.isLeft(encoded) ? Effect.fail(encoded.left) : store.append(streamId, encoded.right, expected)
       }
     )
 
@@ -234,12 +246,32 @@ export const make = <State, Command, Event, E>(
       }
     )
 
+  // inside a unit of work (`Repository.unitOfWork`) loads and appends go through its identity map
+  const unit = UnitOfWork.participant<State, Event>({
+    key: aggregate,
+    initialState: aggregate.initialState,
+    evolve: aggregate.evolve,
+    retired: aggregate.retired,
+    load: current,
+    foldTo: (store, streamId, version) =>
+      Effect.map(foldStream(store.read(streamId, { to: version }), initial), (loaded) => (loaded ?? initial).state),
+    prepare: (streamId, events, metadata, commandId) =>
+      Effect.flatMap(
+        FiberRef.get(currentMetadata),
+        (ambient) => encodeWith(ambient, streamId, events, metadata, commandId)
+      ),
+    decode,
+    afterCommit: ({ state, streamId, version, snapshot }) =>
+      snapshots.due(version, snapshot) ? snapshots.save(streamId, state, version) : Effect.void
+  })
+  const currentOrUnit = unit.current(current)
+
   const loadOrInitial = (id: string) =>
     Effect.flatMap(
       streamIdOf(id),
       (streamId) =>
         Effect.flatMap(EventStore.EventStore, (store) =>
-          Effect.map(current(store, streamId), ({ state, version }) => ({
+          Effect.map(currentOrUnit(store, streamId), ({ state, version }) => ({
             id,
             streamId,
             state,
@@ -280,8 +312,7 @@ export const make = <State, Command, Event, E>(
     exists: (id) =>
       Effect.flatMap(
         streamIdOf(id),
-        (streamId) =>
-          Effect.flatMap(EventStore.EventStore, (store) => Effect.map(store.streamVersion(streamId), (v) => v > 0))
+        (streamId) => Effect.flatMap(EventStore.EventStore, (store) => unit.exists(store, streamId))
       ),
     loadMany: (ids) => Effect.forEach(ids, load, { concurrency: 8 }),
     loadAt: (id, at) =>
@@ -311,9 +342,12 @@ export const make = <State, Command, Event, E>(
       Effect.flatMap(
         streamIdOf(id),
         (streamId) =>
-          Effect.flatMap(EventStore.EventStore, (store) => write(store, streamId, events, expected, metadata))
+          Effect.flatMap(
+            EventStore.EventStore,
+            (store) => unit.write(write)(store, streamId, events, expected, metadata)
+          )
       ),
-    current,
-    appendTo
+    current: currentOrUnit,
+    appendTo: unit.appendTo(appendTo)
   }
 }
