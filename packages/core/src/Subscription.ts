@@ -12,7 +12,8 @@
  *   writes are fenced, so a consumer that lost its lease cannot commit anything.
  * - **Failures of the handler** (its typed error, from `handle`, `handleBatch` or `onReset`) are retried by the
  *   `retry` Schedule, with the batch rolled back where the store has transactions; when the Schedule gives up the
- *   subscription stops with that error. An event is never skipped.
+ *   subscription stops with that error (`onFailure: "stop"`, the default), or parks the event in the
+ *   {@link ParkedEvents.ParkedEvents} store and moves on (`onFailure: "park"`). An event is never skipped silently.
  * - **Failures of the infrastructure** (the event store's reads, the checkpoint store's lease, saves and commits:
  *   `EventStoreError`, `CheckpointStoreError`) never stop it: the subscription starts over from its checkpoint (taking
  *   the lease again) for as long as it runs, with a capped exponential backoff (100 ms doubling up to 5 s,
@@ -20,7 +21,8 @@
  *   counted in {@link infrastructureRetries} (tagged with the subscription's name), and the handle's `status`
  *   shows it.
  * - **Rebuild**: {@link Subscription.reset} (or `CheckpointStore.reset` while it is stopped) moves the checkpoint back
- *   and the projection replays, while writers keep appending.
+ *   and the projection replays, while writers keep appending. From another process: {@link requestReset}, picked
+ *   up by the consumer holding the lease; {@link status} reports where a subscription is.
  *
  * @example
  * ```ts
@@ -41,6 +43,7 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import type * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -613,7 +616,16 @@ export const run = <E, R, O extends Options<E> = Options<E>>(
  * @since 0.3.0
  * @category models
  */
-export interface StatusReport extends control.Report {}
+export interface StatusReport {
+  readonly name: string
+  readonly checkpoint: Option.Option<number>
+  readonly head: number
+  readonly lag: number
+  readonly holder: Option.Option<string>
+  readonly parked: number
+  readonly lastError: Option.Option<{ readonly message: string; readonly at: DateTime.Utc }>
+  readonly resetRequest: Option.Option<CheckpointStore.ResetRequest>
+}
 
 /**
  * The failures of {@link status} and {@link statusAll}.

@@ -6,7 +6,6 @@
  * @internal
  */
 import * as Chunk from "effect/Chunk"
-import type * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -19,6 +18,7 @@ import * as CheckpointStore from "../CheckpointStore.js"
 import * as EventStore from "../EventStore.js"
 import * as ParkedEvents from "../ParkedEvents.js"
 import type * as Projection from "../Projection.js"
+import type { StatusReport } from "../Subscription.js"
 
 /** @internal A failure that makes the session start over from its checkpoint. */
 export type Infra = CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError
@@ -192,23 +192,11 @@ export const control = <E, R>(options: {
   )
 }
 
-/** @internal The report of `Subscription.status` (declared there). */
-export interface Report {
-  readonly name: string
-  readonly checkpoint: Option.Option<number>
-  readonly head: number
-  readonly lag: number
-  readonly holder: Option.Option<string>
-  readonly parked: number
-  readonly lastError: Option.Option<{ readonly message: string; readonly at: DateTime.Utc }>
-  readonly resetRequest: Option.Option<CheckpointStore.ResetRequest>
-}
-
 /** @internal The reports of the subscriptions `name` (all the checkpoint store knows when none). */
 export const reports = (
   name: string | undefined
 ): Effect.Effect<
-  ReadonlyArray<Report>,
+  ReadonlyArray<StatusReport>,
   EventStore.EventStoreError | CheckpointStore.CheckpointStoreError | ParkedEvents.ParkedEventsError,
   EventStore.EventStore | CheckpointStore.CheckpointStore
 > =>
@@ -229,7 +217,7 @@ export const reports = (
     return yield* Effect.forEach(known, (info) =>
       Effect.map(
         Option.isSome(parked) ? parked.value.count(info.name) : Effect.succeed(0),
-        (count): Report => ({
+        (count): StatusReport => ({
           name: info.name,
           checkpoint: info.position,
           head,
