@@ -99,7 +99,9 @@ export interface Options<E> {
   /**
    * What happens to an event when the `retry` Schedule gives up on it: `"stop"` (the default) stops the subscription
    * with the handler's error; `"park"` parks the event in the {@link ParkedEvents.ParkedEvents} store (with the error,
-   * the attempts and the time), in one transaction with the checkpoint moving past it, and moves on.
+   * the attempts and the time), in one transaction with the checkpoint moving past it, and moves on. To find the
+   * event, a failed batch is tried again one event at a time (each by the Schedule): without transactions (the
+   * in-memory stores) the events of the batch before the failing one are then handled again (at-least-once).
    *
    * @since 0.3.0
    */
@@ -296,9 +298,11 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const retry: Schedule.Schedule<unknown, Err> = options?.retry ?? defaultRetry
     const from = Math.max(1, options?.from ?? 1)
     const filter = options?.filter
-    const parked = options?.parked ?? (options?.onFailure === "park"
-      ? yield* ParkedEvents.ParkedEvents
-      : Option.getOrUndefined(yield* Effect.serviceOption(ParkedEvents.ParkedEvents)))
+    const parked = options?.parked ?? Option.getOrUndefined(yield* Effect.serviceOption(ParkedEvents.ParkedEvents))
+    if (options?.onFailure === "park" && parked === undefined) {
+      // the types ask for the service when `onFailure: "park"` is a literal; a widened option can still get here
+      return yield* Effect.dieMessage(`Subscription ${projection.name}: onFailure "park" needs a ParkedEvents store`)
+    }
     const parking = options?.onFailure === "park" ? parked : undefined
     // handling a batch holds it: the control fiber retries parked events between batches
     const busy = yield* Effect.makeSemaphore(1)

@@ -114,6 +114,7 @@ describe("Subscription failure policy park", () => {
       const error = yield* Effect.flip(sub.join)
       assert.instanceOf(error, Poison)
       assert.deepStrictEqual(yield* ParkedEvents.list(), [])
+      assert.match(Option.getOrThrow((yield* Subscription.status("stop")).lastError).message, /Poison/)
       assert.deepStrictEqual(
         yield* CheckpointStore.CheckpointStore.pipe(Effect.flatMap((c) => c.load("stop"))),
         Option.some(1)
