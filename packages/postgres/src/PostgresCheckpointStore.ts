@@ -47,6 +47,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Operations from "./internal/checkpointOperations.js"
 import * as schemaSql from "./internal/schema.js"
 import { reserveSafely, transaction } from "./internal/transaction.js"
 
@@ -201,8 +202,11 @@ export const make = (
         Effect.withSpan("PostgresCheckpointStore.acquire", { attributes: { "subscription.name": name } })
       )
 
+    const operations = Operations.make({ sql: sql.withoutTransforms(), qualified })
+
     return {
       [CheckpointStore.TypeId]: CheckpointStore.TypeId,
+      ...operations,
       load: (name) =>
         sql<{ readonly position: unknown }>`select position from ${table} where name = ${name}`.pipe(
           Effect.map((rows) => rows.length === 0 ? Option.none() : toPosition(rows[0]!.position)),

@@ -121,6 +121,7 @@ export const make = <R>(
       subscribe: reader.subscribe,
       delete: deleteStream,
       lock: locks.lock,
-      withLock: locks.withLock
+      withLock: locks.withLock,
+      headPosition: reader.headPosition
     })
   })
