@@ -162,6 +162,14 @@ export declare namespace CheckpointStore {
      * consumer takes it over after this one died).
      */
     readonly acquire: (name: string) => Effect.Effect<Lease, CheckpointStoreError, Scope.Scope>
+    /**
+     * Like `acquire` without the wait: the lease when no other consumer holds the name, `None` at once otherwise
+     * (close the scope then: it may hold resources of the attempt). Consumer groups take partitions with it; a store
+     * without it is used through `acquire` bounded by a short timeout.
+     *
+     * @since 0.3.0
+     */
+    readonly tryAcquire?: (name: string) => Effect.Effect<Option.Option<Lease>, CheckpointStoreError, Scope.Scope>
   }
 }
 
@@ -262,6 +270,12 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
       })
     )
 
+  // a name is free when nobody holds it nor waits for it; the check and the take happen without a yield between
+  const tryAcquire = (name: string): Effect.Effect<Option.Option<Lease>, never, Scope.Scope> =>
+    Effect.suspend(() =>
+      holders.has(name) ? Effect.succeedNone : Effect.map(acquire(name), Option.some)
+    )
+
   return {
     [TypeId]: TypeId,
     load: (name) => Effect.sync(() => entries.get(name)?.position ?? Option.none()),
@@ -269,7 +283,8 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
       Effect.zipRight(validatePosition("CheckpointStore.save", position), set(name, Option.some(position))),
     reset: (name, position) =>
       Effect.zipRight(validatePosition("CheckpointStore.reset", position), set(name, Option.fromNullable(position))),
-    acquire
+    acquire,
+    tryAcquire
   }
 })
 

@@ -10,6 +10,7 @@
  *   event twice nor loses one. Side effects outside that database (HTTP calls, brokers) stay at-least-once.
  * - **One consumer per name, across processes**: `acquire` waits on `pg_advisory_lock` on a reserved connection. When
  *   the holder's connection dies the lock is released by the server and a waiting consumer takes over.
+ *   `tryAcquire` uses `pg_try_advisory_lock` instead and answers `None` at once when the name is held.
  * - **Fencing**: acquiring bumps the row's `generation`; a lease's saves are `update ... where generation = $own
  *   and position is not distinct from $last`, and take the row lock. A consumer that lost its lease (or whose last
  *   commit had an unknown outcome) fails with `LeaseLost` and its transaction rolls back; a consumer taking over waits
@@ -107,7 +108,8 @@ export const make = (
           on conflict (name) do update
           set position = excluded.position, generation = ${table}.generation + 1, updated_at = now()`
 
-    const acquire = (name: string) =>
+    /** `wait`: `pg_advisory_lock` (waits); otherwise `pg_try_advisory_lock` (`None` when another session holds it) */
+    const take = (name: string, wait: boolean) =>
       Effect.gen(function*() {
         const conn = yield* reserveSafely(sql)
         const key = `${qualified}:${name}`
@@ -119,11 +121,15 @@ export const make = (
             undefined
           ).pipe(Effect.ignore)
         )
-        yield* conn.execute(
-          "select pg_advisory_lock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
+        const locked = yield* conn.execute(
+          `select ${wait ? "pg_advisory_lock" : "pg_try_advisory_lock"}(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)
+           as locked`,
           [key],
           undefined
         )
+        if (!wait && (locked[0] as { readonly locked: unknown } | undefined)?.locked !== true) {
+          return Option.none<CheckpointStore.Lease>()
+        }
         const rows = yield* conn.execute(
           `insert into ${qualified} (name, position, generation) values ($1, null, 1)
            on conflict (name) do update set generation = ${qualified}.generation + 1, updated_at = now()
@@ -195,10 +201,22 @@ export const make = (
               )
             })
         }
-        return lease
+        return Option.some(lease)
       }).pipe(
         Effect.mapError((error) => isSqlError(error) ? toStoreError("acquire")(error) : error),
-        Effect.withSpan("PostgresCheckpointStore.acquire", { attributes: { "subscription.name": name } })
+        Effect.withSpan(wait ? "PostgresCheckpointStore.acquire" : "PostgresCheckpointStore.tryAcquire", {
+          attributes: { "subscription.name": name }
+        })
+      )
+
+    const acquire = (name: string) =>
+      Effect.flatMap(
+        take(name, true),
+        Option.match({
+          onNone: () =>
+            Effect.fail(new CheckpointStore.CheckpointStoreError({ method: "acquire", cause: "lock not taken" })),
+          onSome: Effect.succeed
+        })
       )
 
     return {
@@ -218,7 +236,8 @@ export const make = (
           CheckpointStore.validatePosition("CheckpointStore.reset", position),
           Effect.mapError(Effect.asVoid(upsert(name, position ?? null)), toStoreError("reset"))
         ),
-      acquire
+      acquire,
+      tryAcquire: (name) => take(name, false)
     }
   })
 
