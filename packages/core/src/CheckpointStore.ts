@@ -272,9 +272,7 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
 
   // a name is free when nobody holds it nor waits for it; the check and the take happen without a yield between
   const tryAcquire = (name: string): Effect.Effect<Option.Option<Lease>, never, Scope.Scope> =>
-    Effect.suspend(() =>
-      holders.has(name) ? Effect.succeedNone : Effect.map(acquire(name), Option.some)
-    )
+    Effect.suspend(() => holders.has(name) ? Effect.succeedNone : Effect.map(acquire(name), Option.some))
 
   return {
     [TypeId]: TypeId,

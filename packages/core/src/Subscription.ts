@@ -566,8 +566,8 @@ export interface GroupOptions<E> extends Options<E> {
 }
 
 /**
- * A member of a consumer group: `member` is its slot number (`None` while it waits as a standby), `owned` the
- * partitions it consumes now, `rebalance` runs one rebalance at once, and `join` fails with the handler's error when
+ * A member of a consumer group: `member` is its slot number (`None` while it waits as a standby), `members` the
+ * live slots it saw at its last rebalance, `owned` the partitions it consumes now, `rebalance` runs one rebalance at once, and `join` fails with the handler's error when
  * a partition's retry Schedule gave up (the member then lets go of everything).
  *
  * @since 0.3.0
@@ -577,6 +577,7 @@ export interface Group<E> {
   readonly group: string
   readonly partitions: number
   readonly member: Effect.Effect<Option.Option<number>>
+  readonly members: Effect.Effect<ReadonlyArray<number>>
   readonly owned: Effect.Effect<ReadonlyArray<number>>
   readonly rebalance: Effect.Effect<void>
   readonly join: Effect.Effect<never, Error<E>>

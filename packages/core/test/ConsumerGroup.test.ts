@@ -35,22 +35,26 @@ const recorder = () => {
 
 /** Rounds `from` to `to - 1` of one event for each of `streams` streams (the event's `n` is its round). */
 const appendRounds = (streams: number, from: number, to: number) =>
-  Effect.flatMap(EventStore.EventStore, (store) =>
-    Effect.forEach(Array.from({ length: to - from }, (_, i) => from + i), (round) =>
-      Effect.forEach(
-        Array.from({ length: streams }, (_, i) => i),
-        (i) =>
-          store.append(
-            s(String(i)),
-            [ev(round)],
-            round === 0 ? ExpectedVersion.NoStream : ExpectedVersion.Exact(round)
-          ),
-        { discard: true }
-      ), { discard: true }).pipe(Effect.orDie))
+  Effect.flatMap(
+    EventStore.EventStore,
+    (store) =>
+      Effect.forEach(Array.from({ length: to - from }, (_, i) => from + i), (round) =>
+        Effect.forEach(
+          Array.from({ length: streams }, (_, i) => i),
+          (i) =>
+            store.append(
+              s(String(i)),
+              [ev(round)],
+              round === 0 ? ExpectedVersion.NoStream : ExpectedVersion.Exact(round)
+            ),
+          { discard: true }
+        ), { discard: true }).pipe(Effect.orDie)
+  )
 
 /** Polls `self` every 10 ms until `done` holds (at most 5 s) and gives the value that satisfied it. */
-const eventually = <A, E, R>(self: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
-  Effect.repeat(Effect.zipRight(Effect.sleep("10 millis"), self), { until: done }).pipe(
+const eventually = <A, E, R>(self: Effect.Effect<A, E, R>, done: (a: A) => boolean): Effect.Effect<A, never, R> =>
+  Effect.flatMap(self, (a) => done(a) ? Effect.succeed(a) : Effect.fail("not yet" as const)).pipe(
+    Effect.retry(Schedule.spaced("10 millis")),
     Effect.timeout("5 seconds"),
     Effect.orDie
   )
@@ -72,11 +76,13 @@ describe("Subscription.runGroup", () => {
   it.scoped("refuses bad options before anything runs", () =>
     Effect.gen(function*() {
       const { projection } = recorder()
-      for (const bad of [{ group: "", partitions: 2 }, { group: "g", partitions: 0 }, { group: "g", partitions: 1.5 }, {
-        group: "g",
-        partitions: 2,
-        members: 0
-      }]) {
+      for (
+        const bad of [{ group: "", partitions: 2 }, { group: "g", partitions: 0 }, { group: "g", partitions: 1.5 }, {
+          group: "g",
+          partitions: 2,
+          members: 0
+        }]
+      ) {
         const exit = yield* Effect.exit(Subscription.forkGroupScoped(projection, bad))
         assert.isTrue(Exit.isFailure(exit) && String(exit.cause).includes("InvalidArgument"), JSON.stringify(bad))
       }
@@ -90,8 +96,10 @@ describe("Subscription.runGroup", () => {
       const options = { group: "g", partitions: 8, rebalanceEvery: "20 millis" } as const
       yield* appendRounds(40, 0, 5)
       const scopes = yield* Effect.forEach([0, 1, 2], () => Scope.make())
-      const members = yield* Effect.forEach(scopes, (scope) =>
-        Scope.extend(Subscription.forkGroupScoped(projection, options), scope))
+      const members = yield* Effect.forEach(
+        scopes,
+        (scope) => Scope.extend(Subscription.forkGroupScoped(projection, options), scope)
+      )
       // until every member has its share: 3, 3 and 2 partitions, disjoint, covering all 8
       const split = Effect.map(Effect.forEach(members, (m) => m.owned), (owned) => owned.map((o) => [...o]))
       const settled = (count: number) =>

@@ -122,7 +122,9 @@ export const make = (
           ).pipe(Effect.ignore)
         )
         const locked = yield* conn.execute(
-          `select ${wait ? "pg_advisory_lock" : "pg_try_advisory_lock"}(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)
+          `select ${
+            wait ? "pg_advisory_lock" : "pg_try_advisory_lock"
+          }(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)
            as locked`,
           [key],
           undefined

@@ -91,10 +91,12 @@ const restrict = <E, R>(
     ...projection,
     name,
     handle: (event) => mine(event) ? projection.handle(event) : Effect.void,
-    onDelete: projection.onDelete === undefined ? undefined : (streamId) =>
-      partitionOf(streamId, partitions) === partition && projection.onDelete !== undefined
-        ? projection.onDelete(streamId)
-        : Effect.void,
+    onDelete: projection.onDelete === undefined ?
+      undefined :
+      (streamId) =>
+        partitionOf(streamId, partitions) === partition && projection.onDelete !== undefined
+          ? projection.onDelete(streamId)
+          : Effect.void,
     handleBatch: handleBatch === undefined ? undefined : (events) => {
       const own = events.filter(mine)
       return own.length === 0 ? Effect.void : handleBatch(own)
@@ -141,9 +143,11 @@ export const forkGroupScoped = <E, R>(
 
     const stopped = yield* Deferred.make<never, Subscription.Error<E>>()
     const held = new Map<number, Held<E>>()
-    let slot: Option.Option<{ readonly number: number; readonly lease: CheckpointStore.Lease; scope: Scope.CloseableScope }> =
-      Option.none()
+    let slot: Option.Option<
+      { readonly number: number; readonly lease: CheckpointStore.Lease; scope: Scope.CloseableScope }
+    > = Option.none()
     let beats = 0
+    let seen: ReadonlyArray<number> = []
     const lock = yield* Effect.makeSemaphore(1)
 
     /** Lets go of a partition: forget the holder entry while still holding it, then close its lease's scope. */
@@ -192,16 +196,17 @@ export const forkGroupScoped = <E, R>(
         ).pipe(Effect.provide(context))
         // the handler failed for good (its retry Schedule gave up): the whole group stops with its error
         yield* Effect.forkIn(
-          Effect.catchAllCause(subscription.join, (cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.void : Deferred.failCause(stopped, cause)),
+          Effect.catchAllCause(
+            subscription.join,
+            (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : Deferred.failCause(stopped, cause)
+          ),
           scope
         )
         held.set(partition, { scope, subscription })
       })
 
     /** Is the slot held by a live member? (Taking it for an instant when it is free.) */
-    const live = (number: number) =>
-      Effect.scoped(Effect.map(attempt(slotName(group, number)), Option.isNone))
+    const live = (number: number) => Effect.scoped(Effect.map(attempt(slotName(group, number)), Option.isNone))
 
     const join = Effect.gen(function*() {
       for (let number = 0; number < slots; number++) {
@@ -237,12 +242,16 @@ export const forkGroupScoped = <E, R>(
         if (lost) yield* leave
       }
       if (Option.isNone(slot)) yield* join
-      if (Option.isNone(slot)) return yield* leave // standby: every slot is taken
+      if (Option.isNone(slot)) { // standby: every slot is taken
+        seen = []
+        return yield* leave
+      }
       const own = slot.value.number
       const members: Array<number> = []
       for (let number = 0; number < slots; number++) {
         if (number === own || (yield* live(number))) members.push(number)
       }
+      seen = members
       const rank = members.indexOf(own)
       const wanted = (partition: number) => partition % members.length === rank
       for (const [partition, current] of [...held]) {
@@ -266,6 +275,7 @@ export const forkGroupScoped = <E, R>(
       group,
       partitions,
       member: Effect.sync(() => Option.map(slot, (s) => s.number)),
+      members: Effect.sync(() => seen),
       owned: Effect.sync(() => [...held.keys()].sort((a, b) => a - b)),
       rebalance: rebalanceOnce,
       join: Deferred.await(stopped)
