@@ -163,9 +163,9 @@ export declare namespace CheckpointStore {
      */
     readonly acquire: (name: string) => Effect.Effect<Lease, CheckpointStoreError, Scope.Scope>
     /**
-     * Like `acquire` without the wait: the lease when no other consumer holds the name, `None` at once otherwise
-     * (close the scope then: it may hold resources of the attempt). Consumer groups take partitions with it; a store
-     * without it is used through `acquire` bounded by a short timeout.
+     * Like `acquire` without the wait: the lease (held until the scope closes) when no other consumer holds the
+     * name, otherwise `None` at once, holding nothing. Consumer groups take partitions with it; a store without it
+     * is used through `acquire` bounded by a short timeout.
      *
      * @since 0.3.0
      */

@@ -46,8 +46,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as schemaSql from "./internal/schema.js"
 import { reserveSafely, transaction } from "./internal/transaction.js"
 
@@ -111,10 +114,15 @@ export const make = (
     /** `wait`: `pg_advisory_lock` (waits); otherwise `pg_try_advisory_lock` (`None` when another session holds it) */
     const take = (name: string, wait: boolean) =>
       Effect.gen(function*() {
-        const conn = yield* reserveSafely(sql)
+        // the connection and its unlock live in a scope of their own, closed at once when the lock is not taken
+        const own = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+        const conn = yield* Scope.extend(reserveSafely(sql), own).pipe(
+          Effect.onError(() => Scope.close(own, Exit.void))
+        )
         const key = `${qualified}:${name}`
         // unlock unconditionally: an interrupted wait may still have obtained the lock on this connection
-        yield* Effect.addFinalizer(() =>
+        yield* Scope.addFinalizer(
+          own,
           conn.execute(
             "select pg_advisory_unlock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
             [key],
@@ -130,6 +138,7 @@ export const make = (
           undefined
         )
         if (!wait && (locked[0] as { readonly locked: unknown } | undefined)?.locked !== true) {
+          yield* Scope.close(own, Exit.void)
           return Option.none<CheckpointStore.Lease>()
         }
         const rows = yield* conn.execute(
