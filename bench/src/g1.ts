@@ -74,7 +74,12 @@ const variant = (url: string, members: number, head: number) =>
     }
     const checkpoints = yield* CheckpointStore.CheckpointStore
     const atHead = members === 0
-      ? Effect.map(checkpoints.load(group), Option.exists((p) => p >= head))
+      ? Effect.map(
+        checkpoints.load(group),
+        Option.exists((p) =>
+          p >= head
+        )
+      )
       : Effect.map(
         Subscription.groupStatus({ group, partitions: G1_PARTITIONS }),
         (rows) => rows.every((row) => Option.exists(row.checkpoint, (p) => p >= head))
@@ -100,7 +105,9 @@ export const runG1 = async (target: Target, url: string): Promise<Measurement> =
     for (const members of MEMBER_COUNTS) seconds.push(yield* variant(url, members, head))
     return { plain, seconds }
   }).pipe(Effect.provide(stores(url, 4)), Effect.scoped)
-  const { plain, seconds } = await Effect.runPromise(program as Effect.Effect<{ plain: number; seconds: Array<number> }>)
+  const { plain, seconds } = await Effect.runPromise(
+    program as Effect.Effect<{ plain: number; seconds: Array<number> }>
+  )
   const rate = (s: number) => round(G1_EVENTS / s)
   return {
     value: rate(seconds[MEMBER_COUNTS.length - 1]!),

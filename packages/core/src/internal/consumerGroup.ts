@@ -139,7 +139,9 @@ export const forkGroupScoped = <E, R>(
     const every = options.rebalanceEvery ?? "1 second"
     const attempt = tryAcquire(checkpoints)
     const context = yield* Effect.context<R | EventStore.EventStore>()
-    const groupScope = yield* Effect.scope
+    // the partitions' and the slot's scopes: closed after `leave` (a finalizer added later runs earlier), so that a
+    // member leaving cleanly forgets its holder entries while it still holds the partitions
+    const groupScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
 
     const stopped = yield* Deferred.make<never, Subscription.Error<E>>()
     const held = new Map<number, Held<E>>()
@@ -238,8 +240,8 @@ export const forkGroupScoped = <E, R>(
       if (yield* Deferred.isDone(stopped)) return yield* leave
       if (Option.isSome(slot)) {
         // a heartbeat that also tells whether another member took the slot over (our lease's connection died)
-        const lost = yield* Effect.isFailure(slot.value.lease.save(++beats))
-        if (lost) yield* leave
+        const beat = yield* Effect.either(slot.value.lease.save(++beats))
+        if (beat._tag === "Left" && beat.left._tag === "LeaseLost") yield* leave
       }
       if (Option.isNone(slot)) yield* join
       if (Option.isNone(slot)) { // standby: every slot is taken
