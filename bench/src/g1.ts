@@ -4,7 +4,9 @@
  * one plain `Subscription` (one partition). 4,000 events on 400 streams are written first (untimed); each variant
  * then starts from no checkpoint, and the time runs from the members' start until every partition's checkpoint is at
  * the head. Members are fibers of this process, each with its own PgClient pool (as processes would have);
- * the group has 8 partitions, the handler runs in the partition's transaction (exactly-once).
+ * the group has 8 partitions, the handler runs in the partition's transaction (exactly-once). Then the same with a
+ * handler that costs nothing, for one subscription and a group of 1 member: what reading the log once per partition
+ * and skipping the other partitions' events costs (the case for a filter evaluated by the server).
  */
 import { CheckpointStore, Projection, Subscription } from "@effect-eventsourcing/core"
 import { PostgresCheckpointStore, PostgresEventStore } from "@effect-eventsourcing/postgres"
@@ -32,7 +34,9 @@ export const g1Seed = () =>
     events: Array.from({ length: G1_EVENTS / G1_STREAMS }, (_, j) => deposit(i * 100 + j))
   }))
 
-const projection = (name: string) => Projection.make({ name, handle: () => Effect.sleep("1 millis") })
+/** The 1 ms handler, or (`cost: false`) one that does nothing: what the partitions' reading and skipping cost alone */
+const projection = (name: string, cost = true) =>
+  Projection.make({ name, handle: () => cost ? Effect.sleep("1 millis") : Effect.void })
 
 const stores = (url: string, pool: number) =>
   Layer.mergeAll(PostgresEventStore.layer(), PostgresCheckpointStore.layer()).pipe(
@@ -45,15 +49,15 @@ const waitUntil = (done: Effect.Effect<boolean, unknown, CheckpointStore.Checkpo
   Effect.repeat(done, { until: (ok) => ok, schedule: Schedule.spaced("20 millis") })
 
 /** One variant: `members` group members (0: one plain subscription); seconds until the checkpoints reach the head. */
-const variant = (url: string, members: number, head: number) =>
+const variant = (url: string, members: number, head: number, cost = true) =>
   Effect.gen(function*() {
-    const group = `g1_m${members}`
+    const group = `g1_m${members}${cost ? "" : "_noop"}`
     const scope = yield* Scope.make()
     const start = performance.now()
     if (members === 0) {
       yield* Scope.extend(
         Effect.flatMap(Layer.build(stores(url, 4)), (ctx) =>
-          Effect.provide(Subscription.forkScoped(projection(group)), ctx)),
+          Effect.provide(Subscription.forkScoped(projection(group, cost)), ctx)),
         scope
       )
     } else {
@@ -61,7 +65,7 @@ const variant = (url: string, members: number, head: number) =>
         yield* Scope.extend(
           Effect.flatMap(Layer.build(stores(url, 2 * G1_PARTITIONS + 4)), (ctx) =>
             Effect.provide(
-              Subscription.forkGroupScoped(projection(group), {
+              Subscription.forkGroupScoped(projection(group, cost), {
                 group,
                 partitions: G1_PARTITIONS,
                 rebalanceEvery: "200 millis"
@@ -103,10 +107,13 @@ export const runG1 = async (target: Target, url: string): Promise<Measurement> =
     const plain = yield* variant(url, 0, head)
     const seconds: Array<number> = []
     for (const members of MEMBER_COUNTS) seconds.push(yield* variant(url, members, head))
-    return { plain, seconds }
+    // the handler costs nothing: one subscription reads the log once, a group of 8 partitions 8 times
+    const plainNoop = yield* variant(url, 0, head, false)
+    const groupNoop = yield* variant(url, 1, head, false)
+    return { plain, seconds, plainNoop, groupNoop }
   }).pipe(Effect.provide(stores(url, 4)), Effect.scoped)
-  const { plain, seconds } = await Effect.runPromise(
-    program as Effect.Effect<{ plain: number; seconds: Array<number> }>
+  const { groupNoop, plain, plainNoop, seconds } = await Effect.runPromise(
+    program as Effect.Effect<{ plain: number; seconds: Array<number>; plainNoop: number; groupNoop: number }>
   )
   const rate = (s: number) => round(G1_EVENTS / s)
   return {
@@ -118,6 +125,8 @@ export const runG1 = async (target: Target, url: string): Promise<Measurement> =
       members1: rate(seconds[0]!),
       members2: rate(seconds[1]!),
       members4: rate(seconds[2]!),
+      subscriptionNoop: rate(plainNoop),
+      members1Noop: rate(groupNoop),
       partitions: G1_PARTITIONS,
       events: G1_EVENTS
     }

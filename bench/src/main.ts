@@ -312,7 +312,11 @@ const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
         notes.push(
           `events/s: one subscription ${fmt(extraMedian("subscription") ?? 0)}, group of 1 member ${
             fmt(extraMedian("members1") ?? 0)
-          }, 2 members ${fmt(extraMedian("members2") ?? 0)}, 4 members ${fmt(extraMedian("members4") ?? 0)}`
+          }, 2 members ${fmt(extraMedian("members2") ?? 0)}, 4 members ${
+            fmt(extraMedian("members4") ?? 0)
+          }; no-op handler: one subscription ${fmt(extraMedian("subscriptionNoop") ?? 0)}, group of 1 member ${
+            fmt(extraMedian("members1Noop") ?? 0)
+          }`
         )
       }
       if (workload === "M1") {
