@@ -550,7 +550,8 @@ export const layer = <E, R, O extends Options<E> = Options<E>>(
 
 /**
  * The options of {@link runGroup}: the subscription's own (`filter`, `batchSize`, `retry`, `from`, `checkpoints`,
- * applied to every partition), plus `group` (the group's name: the partitions' checkpoints are named
+ * applied to every partition; `batchSize` counts the log's events a partition goes through, its own and the ones it
+ * skips, and defaults to `100 × partitions`), plus `group` (the group's name: the partitions' checkpoints are named
  * `group[p/partitions]`), `partitions` (1 to 1024; changing it starts new checkpoints), `members` (the most members
  * that hold partitions at once, default `partitions`: later ones wait as standbys) and `rebalanceEvery` (how often a
  * member looks for members that joined, left or died; default 1 second).

@@ -193,7 +193,13 @@ export const forkGroupScoped = <E, R>(
         }
         const { checkpoints: _, group: _g, members: _m, partitions: _p, rebalanceEvery: _r, ...rest } = options
         const subscription = yield* Scope.extend(
-          forkScoped(restrict(projection, name, partition, partitions), { ...rest, checkpoints: own }),
+          forkScoped(restrict(projection, name, partition, partitions), {
+            ...rest,
+            // a batch counts the log's events, the partition's own and the skipped ones: about `partitions` times
+            // as many as a subscription's keep each transaction as full of the partition's own events
+            batchSize: rest.batchSize ?? 100 * partitions,
+            checkpoints: own
+          }),
           scope
         ).pipe(Effect.provide(context))
         // the handler failed for good (its retry Schedule gave up): the whole group stops with its error
