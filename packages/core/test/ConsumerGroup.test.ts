@@ -73,6 +73,21 @@ describe("Subscription.runGroup", () => {
     for (const count of counts) assert.isTrue(count > 850 && count < 1150, `spread ${counts.join(",")}`)
   })
 
+  it.scoped("the memory store's tryAcquire: None at once while the name is held or waited for, the lease after", () =>
+    Effect.gen(function*() {
+      const store = yield* CheckpointStore.makeMemory
+      const held = yield* Scope.make()
+      const lease = yield* Scope.extend(store.acquire("a"), held)
+      yield* lease.save(4)
+      assert.isTrue(Option.isNone(yield* store.tryAcquire!("a")))
+      assert.isTrue(Option.isSome(yield* Effect.scoped(store.tryAcquire!("b"))))
+      yield* Scope.close(held, Exit.void)
+      const taken = yield* store.tryAcquire!("a")
+      assert.isTrue(Option.isSome(taken) && Option.getOrNull(taken.value.position) === 4)
+      // the old lease is fenced off
+      assert.strictEqual((yield* Effect.flip(lease.save(5)))._tag, "LeaseLost")
+    }))
+
   it.scoped("refuses bad options before anything runs", () =>
     Effect.gen(function*() {
       const { projection } = recorder()
