@@ -158,6 +158,35 @@ describe("Subscription.runGroup", () => {
       assert.strictEqual(new Set(positions).size, last)
     }).pipe(Effect.provide(Stores)))
 
+  it.live("a batched projection gets the events of its partition only; a clean leave forgets the holders", () =>
+    Effect.gen(function*() {
+      const batches: Array<ReadonlyArray<string>> = []
+      const batched = Projection.makeBatched({
+        name: "unused",
+        handleBatch: (events) => Effect.sync(() => void batches.push(events.map((event) => event.streamId)))
+      })
+      yield* appendRounds(30, 0, 2)
+      const options = { group: "b", partitions: 3, rebalanceEvery: "20 millis" } as const
+      const scope = yield* Scope.make()
+      yield* Scope.extend(Subscription.forkGroupScoped(batched, options), scope)
+      yield* eventually(
+        Subscription.groupStatus(options),
+        (rows) => rows.every((row) => Option.getOrElse(row.checkpoint, () => 0) === 60)
+      )
+      assert.isTrue(batches.length > 0)
+      for (const batch of batches) {
+        assert.isTrue(batch.length > 0, "no empty batch")
+        const partitions = new Set(batch.map((streamId) => Subscription.partitionOf(streamId, 3)))
+        assert.strictEqual(partitions.size, 1, `one partition per batch: ${batch.join(",")}`)
+      }
+      assert.strictEqual(batches.flat().length, 60)
+      const before = yield* Subscription.groupStatus(options)
+      assert.isTrue(before.every((row) => Option.isSome(row.member)))
+      yield* Scope.close(scope, Exit.void)
+      const after = yield* Subscription.groupStatus(options)
+      assert.isTrue(after.every((row) => Option.isNone(row.member)), JSON.stringify(after))
+    }).pipe(Effect.provide(Stores)))
+
   it.live("a handler that fails for good stops the group with its error", () =>
     Effect.gen(function*() {
       yield* appendRounds(4, 0, 1)
