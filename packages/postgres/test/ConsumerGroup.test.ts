@@ -236,9 +236,9 @@ layer(Stores, { excludeTestServices: true, timeout: "240 seconds" })("Subscripti
         assert.isFalse(writersDone, "m4 joined after the writers were done: the run proves less than it says")
 
         // members that leave cleanly (SIGTERM) forget their holder entries; m2's was taken over long ago
-      yield* Effect.forEach([members[0]!, members[2]!, members[3]!], (m) => stop(m, "SIGTERM"), { discard: true })
-      const left = yield* Subscription.groupStatus({ group: "totals", partitions: PARTITIONS })
-      assert.isTrue(left.every((row) => Option.isNone(row.member)), JSON.stringify(left))
+        yield* Effect.forEach([members[0]!, members[2]!, members[3]!], (m) => stop(m, "SIGTERM"), { discard: true })
+        const left = yield* Subscription.groupStatus({ group: "totals", partitions: PARTITIONS })
+        assert.isTrue(left.every((row) => Option.isNone(row.member)), JSON.stringify(left))
       }),
     240_000
   )
