@@ -587,7 +587,8 @@ export interface Group<E> {
 /**
  * One partition of a group in {@link groupStatus}: its subscription `name`, the slot of the `member` that holds it
  * (written when a member takes it, removed when it lets go; a member that died shows until another takes over),
- * its `checkpoint` and its `lag` behind the last position of the global log.
+ * its `checkpoint` and its `lag` behind the last position of the global log (with a `filter`, the events after the
+ * checkpoint that the filter skips count too).
  *
  * @since 0.3.0
  * @category models

@@ -271,8 +271,9 @@ export const forkGroupScoped = <E, R>(
       }
     }).pipe(
       lock.withPermits(1),
-      Effect.catchAll((error) =>
-        Effect.logWarning("Consumer group rebalance failed", error).pipe(Effect.annotateLogs({ group }))
+      // a failure (of the stores, or a defect) is logged and the next rebalance tries again: the loop never ends
+      Effect.catchAllCause((cause) =>
+        Effect.logWarning("Consumer group rebalance failed", cause).pipe(Effect.annotateLogs({ group }))
       )
     )
 
