@@ -230,6 +230,14 @@ export declare namespace CheckpointStore {
      * @since 0.3.0
      */
     readonly info: (name?: string) => Effect.Effect<ReadonlyArray<Info>, CheckpointStoreError>
+    /**
+     * Like `acquire` without the wait: the lease (held until the scope closes) when no other consumer holds the
+     * name, otherwise `None` at once, holding nothing. Consumer groups take partitions with it; a store without it
+     * is used through `acquire` bounded by a short timeout.
+     *
+     * @since 0.3.0
+     */
+    readonly tryAcquire?: (name: string) => Effect.Effect<Option.Option<Lease>, CheckpointStoreError, Scope.Scope>
   }
 }
 
@@ -345,6 +353,10 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
       })
     )
 
+  // a name is free when nobody holds it nor waits for it; the check and the take happen without a yield between
+  const tryAcquire = (name: string): Effect.Effect<Option.Option<Lease>, never, Scope.Scope> =>
+    Effect.suspend(() => holders.has(name) ? Effect.succeedNone : Effect.map(acquire(name), Option.some))
+
   return {
     [TypeId]: TypeId,
     load: (name) => Effect.sync(() => entries.get(name)?.position ?? Option.none()),
@@ -389,7 +401,8 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
             lastError: current.lastError,
             resetRequest: current.resetRequest
           }))
-      )
+      ),
+    tryAcquire
   }
 })
 

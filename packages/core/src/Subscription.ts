@@ -63,6 +63,7 @@ import * as CheckpointStore from "./CheckpointStore.js"
 import * as EventStore from "./EventStore.js"
 import * as control from "./internal/subscriptionControl.js"
 import * as ParkedEvents from "./ParkedEvents.js"
+import * as consumerGroup from "./internal/consumerGroup.js"
 import type * as Projection from "./Projection.js"
 
 /**
@@ -755,3 +756,122 @@ export const layer = <E, R, O extends Options<E> = Options<E>>(
   projection: Projection.Projection<E, R>,
   options?: O
 ): Layer.Layer<never, never, R | Requirements<O>> => Layer.scopedDiscard(forkScoped(projection, options))
+
+// -------------------------------------------------------------------------------------
+// consumer groups
+// -------------------------------------------------------------------------------------
+
+/**
+ * The options of {@link runGroup}: the subscription's own (`filter`, `batchSize`, `retry`, `from`, `checkpoints`,
+ * applied to every partition; `batchSize` counts the log's events a partition goes through, its own and the ones it
+ * skips, and defaults to `100 × partitions`), plus `group` (the group's name: the partitions' checkpoints are named
+ * `group[p/partitions]`), `partitions` (1 to 1024; changing it starts new checkpoints), `members` (the most members
+ * that hold partitions at once, default `partitions`: later ones wait as standbys) and `rebalanceEvery` (how often a
+ * member looks for members that joined, left or died; default 1 second).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface GroupOptions<E> extends Options<E> {
+  readonly group: string
+  readonly partitions: number
+  readonly members?: number
+  readonly rebalanceEvery?: Duration.DurationInput
+}
+
+/**
+ * A member of a consumer group: `member` is its slot number (`None` while it waits as a standby), `members` the
+ * live slots it saw at its last rebalance, `owned` the partitions it consumes now, `rebalance` runs one rebalance at once, and `join` fails with the handler's error when
+ * a partition's retry Schedule gave up (the member then lets go of everything).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Group<E> {
+  readonly group: string
+  readonly partitions: number
+  readonly member: Effect.Effect<Option.Option<number>>
+  readonly members: Effect.Effect<ReadonlyArray<number>>
+  readonly owned: Effect.Effect<ReadonlyArray<number>>
+  readonly rebalance: Effect.Effect<void>
+  readonly join: Effect.Effect<never, Error<E>>
+}
+
+/**
+ * One partition of a group in {@link groupStatus}: its subscription `name`, the slot of the `member` that holds it
+ * (written when a member takes it, removed when it lets go; a member that died shows until another takes over),
+ * its `checkpoint` and its `lag` behind the last position of the global log (with a `filter`, the events after the
+ * checkpoint that the filter skips count too).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PartitionStatus {
+  readonly partition: number
+  readonly name: string
+  readonly member: Option.Option<number>
+  readonly checkpoint: Option.Option<number>
+  readonly lag: number
+}
+
+/**
+ * The partition of a stream in a group of `partitions`: FNV-1a (32 bits) of the stream id's UTF-8 bytes, modulo
+ * `partitions`. Stable across processes and versions: every event of a stream goes to the same partition.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const partitionOf: (streamId: string, partitions: number) => number = consumerGroup.partitionOf
+
+/**
+ * Joins the consumer group `options.group` as a member that lives until the scope closes, and returns its handle.
+ * See {@link runGroup}.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const forkGroupScoped = <E, R, O extends GroupOptions<E> = GroupOptions<E>>(
+  projection: Projection.Projection<E, R>,
+  options: O
+): Effect.Effect<Group<E>, EventStore.InvalidArgument, Scope.Scope | R | Requirements<O>> =>
+  consumerGroup.forkGroupScoped(forkScoped, projection, options) as Effect.Effect<
+    Group<E>,
+    EventStore.InvalidArgument,
+    Scope.Scope | R | Requirements<O>
+  >
+
+/**
+ * Consumer groups: runs `projection` as one member of the group `options.group`. The global log is split into
+ * `options.partitions` partitions by {@link partitionOf} the stream id; each partition is a durable subscription of
+ * its own (checkpoint, lease, batches, exactly-once on Postgres as with {@link run}), and it sees the events of its
+ * streams only, in order. Members (processes, or fibers of one process) split the partitions between them and
+ * rebalance when one joins, leaves or dies: a dead member's leases lapse with its connections and the others take
+ * its partitions over from their checkpoints. Every partition reads the whole log and skips the others' events (its
+ * checkpoint still moves past them). Fails with `InvalidArgument` for bad options, or with the handler's error when a
+ * partition's retry Schedule gave up. See docs/scaling.md.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const runGroup = <E, R, O extends GroupOptions<E> = GroupOptions<E>>(
+  projection: Projection.Projection<E, R>,
+  options: O
+): Effect.Effect<never, Error<E> | EventStore.InvalidArgument, R | Requirements<O>> =>
+  Effect.scoped(Effect.flatMap(forkGroupScoped(projection, options), (group) => group.join))
+
+/**
+ * Each partition of a group: its member, checkpoint and lag (see {@link PartitionStatus}). Reads the checkpoint
+ * store and the tail of the global log; works from any process.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const groupStatus = (options: {
+  readonly group: string
+  readonly partitions: number
+  readonly checkpoints?: CheckpointStore.CheckpointStore.Service | undefined
+}): Effect.Effect<
+  ReadonlyArray<PartitionStatus>,
+  CheckpointStore.CheckpointStoreError | EventStore.EventStoreError | EventStore.InvalidArgument,
+  EventStore.EventStore | CheckpointStore.CheckpointStore
+> => consumerGroup.status(options)
