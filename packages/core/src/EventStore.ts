@@ -467,6 +467,13 @@ export declare namespace EventStore {
       effect: Effect.Effect<A, E, R>,
       options?: LockOptions
     ) => Effect.Effect<A, E | WithLockError, R>
+    /**
+     * The position of the last committed event a gap-safe reader can reach now (0 when there is none): never past
+     * a commit still in flight, so a subscription whose checkpoint is here has handled everything it can be handed.
+     *
+     * @since 0.3.0
+     */
+    readonly headPosition: Effect.Effect<number, EventStoreError>
   }
 }
 
@@ -568,7 +575,8 @@ export const make = (
         : impl.withLock(streamId, effect, options),
       "EventStore.withLock",
       { captureStackTrace: false, attributes: { "stream.id": streamId } }
-    )
+    ),
+  headPosition: Effect.withSpan(impl.headPosition, "EventStore.headPosition", { captureStackTrace: false })
 })
 
 // -------------------------------------------------------------------------------------
@@ -602,6 +610,17 @@ export const read = (
  */
 export const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
   Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))
+
+/**
+ * The position of the last committed event a gap-safe reader can reach (see {@link EventStore.Service.headPosition}).
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const headPosition: Effect.Effect<number, EventStoreError, EventStore> = Effect.flatMap(
+  EventStore,
+  (store) => store.headPosition
+)
 
 /**
  * @since 0.1.0

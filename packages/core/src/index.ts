@@ -39,9 +39,19 @@ export * as HttpConventions from "./HttpConventions.js"
 export * as InMemoryEventStore from "./InMemoryEventStore.js"
 
 /**
+ * @since 0.3.0
+ */
+export * as ParkedEvents from "./ParkedEvents.js"
+
+/**
  * @since 0.1.0
  */
 export * as Projection from "./Projection.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as ProcessManager from "./ProcessManager.js"
 
 /**
  * @since 0.1.0
@@ -67,6 +77,11 @@ export * as StreamId from "./StreamId.js"
  * @since 0.1.0
  */
 export * as Subscription from "./Subscription.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as TimerStore from "./TimerStore.js"
 
 /**
  * @since 0.2.0

@@ -12,6 +12,14 @@
  *   with the same event ids returns the original result (checked only when the append fails). If the connection is
  *   lost while committing, the store checks by event id whether the batch was committed and returns the result or
  *   `CommitOutcomeUnknown`. An append joins the caller's `sql.withTransaction` (inside a savepoint).
+ * - **Group commit** (`groupCommit`, default on): concurrent `append`s outside a transaction share statements. While
+ *   a statement is in flight (two at most, each on its own connection), the appends that arrive queue up and go
+ *   together in the next one (`append_batch`, at most `maxBatch` of them): one transaction, one acquisition of the
+ *   positions lock, one commit. Each append keeps its own outcome: a conflict, an idempotent replay or an
+ *   `EventIdConflict` is that append's answer only, an append raced by another writer is sent again, and a lost
+ *   connection is resolved per append by its event ids. An append that finds nothing in flight is sent at once, on
+ *   its own (no waiting when idle). `appendMany`, appends inside a transaction or `withLock`, and stores with `inline`
+ *   projections always take the single-statement path.
  * - **Inline projections** (`inline`) run inside the append's transaction, on its connection: their own `SqlClient`
  *   statements join it, and if one fails the append fails with `EventStoreError` and nothing is stored. Their
  *   `onDelete` runs inside `delete`'s transaction.
@@ -82,6 +90,9 @@ import * as internal from "./internal/store.js"
  * - `pollInterval`: how often a caught-up subscription polls (default 1 second).
  * - `watchdogInterval`: how often the LISTEN connection is checked (default 10 seconds).
  * - `notify`: how appends wake subscribers of other processes (default `"afterCommit"`).
+ * - `groupCommit`: whether concurrent `append`s share statements (default on; see the module docs). `false` turns it
+ *   off: every append is a statement of its own. `{ maxBatch }` bounds the appends of one statement (a positive
+ *   integer, default 64).
  *
  * @since 0.1.0
  * @category models
@@ -93,6 +104,7 @@ export interface Options<R = never> {
   readonly pollInterval?: Duration.DurationInput | undefined
   readonly watchdogInterval?: Duration.DurationInput | undefined
   readonly notify?: "afterCommit" | "inTransaction" | "off" | undefined
+  readonly groupCommit?: boolean | { readonly maxBatch?: number | undefined } | undefined
 }
 
 /**

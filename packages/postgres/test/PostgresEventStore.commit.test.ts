@@ -5,9 +5,10 @@
  */
 import { EventStore, ExpectedVersion, Projection, StreamId } from "@effect-eventsourcing/core"
 import { PostgresEventStore } from "@effect-eventsourcing/postgres"
+import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { assert, layer } from "@effect/vitest"
-import { Chunk, Context, Effect, Layer, Redacted, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Fiber, Layer, Redacted, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Net from "node:net"
 import { freshDatabase } from "./utils.js"
@@ -153,6 +154,47 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })(
         assert.isTrue(proxy.fired())
         assert.strictEqual(result.version, 2)
         assert.strictEqual(yield* count(store, id), 2)
+      }))
+
+    it.scoped("connection lost after a group commit committed: each request resolves by its own event ids", () =>
+      Effect.gen(function*() {
+        const proxy = yield* makeProxy(new URL(yield* Database.url))
+        const store = yield* storeThrough(proxy, {})
+        const existing = stream()
+        yield* store.append(existing, batch(), ExpectedVersion.NoStream)
+        // the two statements that may be in flight wait on the positions lock (held here, not through the proxy):
+        // the appends below queue, and go together in one append_batch
+        const sql = yield* SqlClient.SqlClient
+        const holder = yield* sql.reserve
+        const key = "hashtextextended('effect-eventsourcing:event_store:positions', 0)"
+        yield* holder.executeUnprepared(`select pg_advisory_lock(${key})`, [], undefined)
+        const blockers = yield* Effect.forEach(
+          [1, 2],
+          () => Effect.fork(store.append(stream(), batch(), ExpectedVersion.NoStream))
+        )
+        yield* Effect.sleep("300 millis")
+        proxy.arm(".append_batch(", "after")
+        const ids = [stream(), stream(), existing, stream()]
+        const fibers = yield* Effect.forEach(
+          ids,
+          (id) => Effect.fork(Effect.either(store.append(id, batch(), ExpectedVersion.NoStream)))
+        )
+        yield* Effect.sleep("300 millis")
+        yield* holder.executeUnprepared(`select pg_advisory_unlock(${key})`, [], undefined)
+        for (const blocker of blockers) yield* Fiber.join(blocker)
+        const outcomes = yield* Effect.forEach(fibers, Fiber.join)
+        assert.isTrue(proxy.fired())
+        for (const [i, outcome] of outcomes.entries()) {
+          if (ids[i] === existing) {
+            // its events were not committed (the stream exists): the answer is lost, and so is the outcome
+            assert(Either.isLeft(outcome) && outcome.left instanceof EventStore.CommitOutcomeUnknown)
+          } else {
+            assert(Either.isRight(outcome), `request ${i}: ${JSON.stringify(outcome)}`)
+            assert.strictEqual(outcome.right.version, 2)
+            assert.strictEqual(yield* count(store, ids[i]!), 2)
+          }
+        }
+        assert.strictEqual(yield* count(store, existing), 2)
       }))
   }
 )

@@ -20,6 +20,7 @@ import {
   Scope,
   Stream
 } from "effect"
+import { migrations } from "../src/internal/migrations/index.js"
 import { freshDatabase } from "./utils.js"
 
 const Database = freshDatabase("event_store")
@@ -448,8 +449,10 @@ layer(Database.pool({ maxConnections: 16 }), { excludeTestServices: true, timeou
         assert.strictEqual(results.filter(Either.isRight).length, 5)
         const rows = yield* sql<{ migration_id: number }>`select migration_id from boot_race.migrations
           order by migration_id`
-        // every migration recorded (and so run) exactly once
-        assert.deepStrictEqual(rows.map((r) => r.migration_id), rows.map((_, i) => i + 1))
+        // every migration of the loader recorded (and so run) exactly once (its ids need not be contiguous: numbers
+        // are reserved per branch)
+        const loaded = yield* migrations("boot_race")
+        assert.deepStrictEqual(rows.map((r) => r.migration_id), loaded.map(([id]) => id))
         assert.isTrue(rows.length >= 1)
         const store = Either.getOrThrow(results[0]!)
         const id = stream("boot")

@@ -714,6 +714,24 @@ const subscribeCatchUpThenLiveCheck = fixture(({ category, store, stream }) =>
   })
 )
 
+const headPositionCheck = fixture(({ store, stream }) =>
+  Effect.gen(function*() {
+    const s = stream("head")
+    const first = yield* ok(store.append(s, numbered(3), ExpectedVersion.NoStream), "append")
+    yield* ensureEqual(
+      yield* ok(store.headPosition, "headPosition"),
+      first.position,
+      "headPosition is the position of the last committed event"
+    )
+    const second = yield* ok(store.append(stream("head2"), numbered(2), ExpectedVersion.NoStream), "append")
+    yield* ensureEqual(
+      yield* ok(store.headPosition, "headPosition"),
+      second.position,
+      "headPosition follows appends"
+    )
+  })
+)
+
 const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
   Effect.gen(function*() {
     const hold = yield* Effect.serviceOption(CommitHold)
@@ -734,6 +752,7 @@ const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
     )
     yield* Effect.sleep(settle) // let the subscriber poll while the hole is open
     const during = yield* readAllOf(store, { filter: { categories: [category] } })
+    const headDuring = yield* ok(store.headPosition, "headPosition")
     yield* held.release
     yield* Fiber.join(slow)
     const delivered = yield* Fiber.join(subscriber)
@@ -746,6 +765,14 @@ const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
     yield* ensureEqual(all.map((e) => e.type), ["Slow", "Fast"], "after release, both events in position order")
     yield* ensureEqual(positions(all)[0], reserved[0], "the held commit keeps its reserved position")
     yield* ensureExactlyOnceInOrder(delivered, all, "subscribe across a commit in flight")
+    yield* ensure(
+      headDuring < reserved[0]!,
+      `headPosition must not pass a commit in flight (position ${show(reserved)} held, headPosition ${headDuring})`
+    )
+    yield* ensure(
+      (yield* ok(store.headPosition, "headPosition")) >= all[all.length - 1]!.position,
+      "after release, headPosition reaches the later commit"
+    )
   })
 )
 
@@ -1040,6 +1067,7 @@ export const checks = {
   appendManyAtomicity: named("appendManyAtomicity", appendManyAtomicityCheck),
   readRanges: named("readRanges", readRangesCheck),
   streamVersion: named("streamVersion", streamVersionCheck),
+  headPosition: named("headPosition", headPositionCheck),
   readAllFilters: named("readAllFilters", readAllFiltersCheck),
   readAllTimeRange: named("readAllTimeRange", readAllTimeRangeCheck),
   delete: named("delete", deleteCheck),
@@ -1082,6 +1110,7 @@ export const titles: { readonly [K in CheckName]: string } = {
   appendManyAtomicity: "appendMany is atomic across streams: a conflict in one request writes nothing at all",
   readRanges: "read forward/backward with from, to and limit",
   streamVersion: "streamVersion is 0 for a missing stream and counts only its own stream",
+  headPosition: "headPosition is the position of the last committed event (never past a commit in flight)",
   readAllFilters: "readAll filters by categories, types, stream ids, from position and limit, in position order",
   readAllTimeRange: "readAll filters by recordedAt (after / before, exclusive)",
   delete: "delete: version 0 afterwards, gone from readAll, other streams untouched, can be re-created",

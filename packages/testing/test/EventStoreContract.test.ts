@@ -85,7 +85,8 @@ const naiveStore = (
             }))
           }),
         delete: (streamId) => Effect.sync(() => void streams.delete(streamId)),
-        lock: () => Effect.void
+        lock: () => Effect.void,
+        headPosition: Effect.sync(() => visible.reduce((max, e) => Math.max(max, e.position), 0))
       })
       const hold: EventStoreContract.CommitHold["Type"] = {
         holdNextCommit: Effect.sync(() => {
@@ -172,6 +173,18 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
     "subscribeHeldCommit",
     "subscribe across a commit in flight"
   )
+  const headPastHoles = broken((inner) => {
+    let highest = 0
+    const seen = (result: EventStore.AppendResult) =>
+      Effect.sync(() => void (highest = Math.max(highest, result.position)))
+    return {
+      append: (streamId, events, expected) => Effect.tap(inner.append(streamId, events, expected), seen),
+      headPosition: Effect.sync(() => highest)
+    }
+  })
+  violates("a store whose headPosition passes a commit in flight", headPastHoles, "subscribeHeldCommit", "headPosition")
+  const headStuck = broken(() => ({ headPosition: Effect.succeed(0) }))
+  violates("a store whose headPosition never moves", headStuck, "headPosition", "last committed event")
   violates(
     "a store with the classic gap bug, under real concurrency",
     naiveStore((position) => (position * 7) % 5),

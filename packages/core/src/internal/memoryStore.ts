@@ -349,7 +349,14 @@ export const make = (
             })
           )
         }),
-      lock
+      lock,
+      headPosition: Effect.sync(() => {
+        // the last event below the first commit in flight (holes: rolled back or deleted positions)
+        for (let p = visibleUpTo(); p > 0; p--) {
+          if (log[p - 1] !== undefined) return p
+        }
+        return 0
+      })
     })
 
     const control: Control = {

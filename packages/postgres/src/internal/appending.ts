@@ -1,15 +1,14 @@
 /**
- * Appends: requests are validated and encoded synchronously (`prepare`), sent as one statement (`commit`), and a
+ * Appends: requests are validated and encoded synchronously (`prepare`, in `encoding.ts`), sent as one statement of
+ * their own (`single`) or, for concurrent appends outside a transaction, together with others (`groupCommit.ts`), and a
  * failure is mapped to the port's errors (`failed`): expected-version conflicts, idempotent replays by event id
  * (the rules are `StoreKit.replay`, shared with every store), and the check by event id of a commit whose outcome the connection loss hid.
  *
  * @internal
  */
 import * as EventStore from "@effect-eventsourcing/core/EventStore"
-import type * as ExpectedVersion from "@effect-eventsourcing/core/ExpectedVersion"
 import type * as Projection from "@effect-eventsourcing/core/Projection"
 import * as StoreKit from "@effect-eventsourcing/core/StoreKit"
-import * as StreamId from "@effect-eventsourcing/core/StreamId"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
@@ -17,6 +16,9 @@ import * as Context from "effect/Context"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type { Options } from "../PostgresEventStore.js"
+import { encodeExpected, prepare } from "./encoding.js"
+import type { Prepared } from "./encoding.js"
+import * as GroupCommit from "./groupCommit.js"
 import { conflictCode } from "./migrations/0001_create_event_store.js"
 import { connectionFailure, detailOf, isUnansweredSqlError, isUniqueViolation, sqlState } from "./sqlErrors.js"
 import { outsideTransaction, transaction } from "./transaction.js"
@@ -30,42 +32,10 @@ interface StoredRow {
   readonly data: unknown
 }
 
-interface PreparedEvent {
-  readonly id: string
-  readonly given: boolean
-  readonly type: string
-  /** as stored (JSON text); parsed only when an inline projection or the idempotency check needs it */
-  readonly dataJson: string
-  readonly metadataJson: string
-}
-
-interface Prepared {
-  readonly requests: ReadonlyArray<EventStore.AppendRequest>
-  readonly events: ReadonlyArray<ReadonlyArray<PreparedEvent>>
-  /** one request with at least one event: the `append_one` call (its events as one JSON document) */
-  readonly one: boolean
-  readonly params: ReadonlyArray<unknown>
-  readonly recordedMillis: number
-}
-
-type Rows = ReadonlyArray<{ readonly version: string; readonly positions: ReadonlyArray<string> }>
+/** @internal */
+export type Rows = ReadonlyArray<{ readonly version: string; readonly positions: ReadonlyArray<string> }>
 
 type Committed = { readonly _tag: "Committed"; readonly results: ReadonlyArray<EventStore.AppendResult> }
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-const encodeExpected = (expected: ExpectedVersion.ExpectedVersion): number | undefined => {
-  switch (expected._tag) {
-    case "Any":
-      return -1
-    case "NoStream":
-      return 0
-    case "StreamExists":
-      return -2
-    case "Exact":
-      return Number.isSafeInteger(expected.version) && expected.version >= 0 ? expected.version : undefined
-  }
-}
 
 const isVersionKeyViolation = (error: SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown) =>
   error._tag === "SqlError" && isUniqueViolation(error, "events_stream_version_key")
@@ -92,6 +62,7 @@ export const make = <R>(options: {
   readonly versionOf: (streamId: string) => Effect.Effect<number, SqlError>
   /** after a commit whose last position is `position` (> 0) */
   readonly committed: (position: number) => void
+  readonly groupCommit: Options["groupCommit"]
 }): (
   method: string,
   requests: ReadonlyArray<EventStore.AppendRequest>
@@ -105,115 +76,6 @@ export const make = <R>(options: {
   // function of migration 1, `append_many` since migration 3, whose `append` would only forward these calls to it)
   const appendManySql = `select version, positions from ${s}.append_many($1::text[], $2::text[], $3::bigint[], ` +
     `$4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[], $9::timestamptz, $10::text)`
-
-  /**
-   * Validates and encodes the requests (synchronously: this is the hot path of every append). An `Exact` version
-   * that is not a non-negative integer never matches (as in the in-memory store): returns that request's index.
-   */
-  const prepare = (
-    method: string,
-    requests: ReadonlyArray<EventStore.AppendRequest>,
-    recordedMillis: number
-  ): Prepared | EventStore.EventStoreError | number => {
-    const streamIds: Array<string> = []
-    const categories: Array<string> = []
-    const expected: Array<number> = []
-    const req: Array<number> = []
-    const ids: Array<string> = []
-    const types: Array<string> = []
-    const data: Array<string> = []
-    const metadata: Array<string> = []
-    const events: Array<Array<PreparedEvent>> = []
-    // the flattened event arrays of the general call; one request with events takes `append_one`
-    const many = requests.length !== 1 || requests[0]!.events.length === 0
-    try {
-      for (let i = 0; i < requests.length; i++) {
-        const request = requests[i]!
-        if (!StreamId.isStreamId(request.streamId)) {
-          throw new TypeError(`invalid stream id ${JSON.stringify(String(request.streamId).slice(0, 100))}`)
-        }
-        const exp = encodeExpected(request.expected)
-        if (exp === undefined) return i
-        streamIds.push(request.streamId)
-        categories.push(StreamId.category(request.streamId))
-        expected.push(exp)
-        const prepared: Array<PreparedEvent> = []
-        for (const event of request.events) {
-          if (typeof event.type !== "string" || event.type.length === 0) {
-            throw new TypeError("event type must be a non-empty string")
-          }
-          if (event.id !== undefined && (typeof event.id !== "string" || !uuidPattern.test(event.id))) {
-            throw new TypeError(`event id must be a uuid, got ${JSON.stringify(String(event.id).slice(0, 100))}`)
-          }
-          const dataJson = JSON.stringify(event.data)
-          if (dataJson === undefined) {
-            throw new TypeError("event data is not a JSON value")
-          }
-          const metadataJson = event.metadata === undefined ? "{}" : JSON.stringify(event.metadata)
-          if (metadataJson === undefined || !metadataJson.startsWith("{")) {
-            throw new TypeError("event metadata is not a JSON object")
-          }
-          const id = event.id?.toLowerCase() ?? globalThis.crypto.randomUUID()
-          prepared.push({
-            id,
-            given: event.id !== undefined,
-            type: event.type,
-            dataJson,
-            metadataJson
-          })
-          if (many) {
-            req.push(i + 1)
-            ids.push(id)
-            types.push(event.type)
-            data.push(dataJson)
-            metadata.push(metadataJson)
-          }
-        }
-        events.push(prepared)
-      }
-    } catch (cause) {
-      return new EventStore.EventStoreError({ method, cause })
-    }
-    const recordedAt = new Date(recordedMillis).toISOString()
-    const channelParam = notifyMode === "inTransaction" ? channel : null
-    if (!many) {
-      // the ids are uuids (checked above, or generated) and the other values are JSON already: no escaping needed
-      const only = events[0]!
-      let payload = "["
-      for (let k = 0; k < only.length; k++) {
-        const event = only[k]!
-        payload += `${k === 0 ? "" : ","}{"id":"${event.id}","type":${
-          JSON.stringify(event.type)
-        },"data":${event.dataJson},"metadata":${event.metadataJson}}`
-      }
-      payload += "]"
-      return {
-        requests,
-        events,
-        one: true,
-        recordedMillis,
-        params: [streamIds[0], categories[0], expected[0], payload, recordedAt, channelParam]
-      }
-    }
-    return {
-      requests,
-      events,
-      one: false,
-      recordedMillis,
-      params: [
-        streamIds,
-        categories,
-        expected,
-        req,
-        ids,
-        types,
-        data,
-        metadata,
-        recordedAt,
-        channelParam
-      ]
-    }
-  }
 
   /** The conflict of an `Exact` version that can never match, with the stream's actual version. */
   const neverMatches = (method: string, request: EventStore.AppendRequest) =>
@@ -408,47 +270,71 @@ export const make = <R>(options: {
     return results
   }
 
+  /** Today's path: the prepared requests in one statement of their own (joining the caller's transaction, if any). */
+  const single = (
+    method: string,
+    prepared: Prepared,
+    joined: boolean
+  ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> => {
+    const requests = prepared.requests
+    const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendManySql, prepared.params)
+    // a transaction of our own only when needed: inline projections, or a savepoint inside the caller's one
+    const ownTransaction = !joined && inline.length > 0
+    const run: Effect.Effect<Rows, SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown> =
+      joined || ownTransaction
+        ? transaction(sql, Effect.tap(call, (rows) => runInline(method, prepared, rows))).pipe(
+          // a failed COMMIT is a SqlError failure of `transaction` (see `failed`); a defect here comes from user
+          // code (an inline projection, its own nested `sql.withTransaction`)
+          Effect.catchAllDefect((defect) =>
+            Effect.fail(
+              isUnansweredSqlError(defect)
+                ? new EventStore.CommitOutcomeUnknown({ method, cause: defect })
+                : new EventStore.EventStoreError({ method, cause: defect })
+            )
+          )
+        )
+        : call
+    // two writers of the same stream read the same version: the later insert fails on the unique key once the
+    // first commits; running the call again checks the expectation against the new version (a conflict with the
+    // real actual version, or success for Any / StreamExists)
+    // (the single-request NoStream / Exact(0) fast path of the append function never reads the version: there the
+    // violation is the conflict, mapped below without running the call again)
+    const only = requests.length === 1 ? requests[0] : undefined
+    const retries = only !== undefined && only.events.length > 0 && encodeExpected(only.expected) === 0 ? 0 : 50
+    const attempt = (left: number): typeof run =>
+      left === 0 ? run : Effect.catchIf(run, isVersionKeyViolation, () => attempt(left - 1))
+    return Effect.matchEffect(attempt(retries), {
+      onFailure: (error) => failed(method, prepared, joined, error),
+      onSuccess: (rows) => Effect.succeed(committed(prepared, rows))
+    })
+  }
+
+  // concurrent single-stream appends outside a transaction, without inline projections: one statement for many
+  const batcher = options.groupCommit === false || inline.length > 0 ? undefined : GroupCommit.make({
+    sql,
+    s,
+    channel: notifyMode === "inTransaction" ? channel : null,
+    maxBatch: typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined,
+    single: (method, prepared) => single(method, prepared, false),
+    replayed,
+    checkCommitted,
+    committed: options.committed
+  })
+
   // The hot path of every append: one fiber-runtime step reads the clock and the caller's transaction (if any),
-  // the requests are encoded synchronously, then exactly one statement runs.
+  // the requests are encoded synchronously, then exactly one statement runs (alone, or in a group commit).
   return (
     method: string,
     requests: ReadonlyArray<EventStore.AppendRequest>
   ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> =>
     Effect.withFiberRuntime((fiber) => {
       const millis = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-      const prepared = prepare(method, requests, millis)
+      const prepared = prepare(method, requests, millis, notifyMode === "inTransaction" ? channel : null)
       if (typeof prepared === "number") return neverMatches(method, requests[prepared]!)
       if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
       const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
-      const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendManySql, prepared.params)
-      // a transaction of our own only when needed: inline projections, or a savepoint inside the caller's one
-      const ownTransaction = !joined && inline.length > 0
-      const run: Effect.Effect<Rows, SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown> =
-        joined || ownTransaction
-          ? transaction(sql, Effect.tap(call, (rows) => runInline(method, prepared, rows))).pipe(
-            // a failed COMMIT is a SqlError failure of `transaction` (see `failed`); a defect here comes from user
-            // code (an inline projection, its own nested `sql.withTransaction`)
-            Effect.catchAllDefect((defect) =>
-              Effect.fail(
-                isUnansweredSqlError(defect)
-                  ? new EventStore.CommitOutcomeUnknown({ method, cause: defect })
-                  : new EventStore.EventStoreError({ method, cause: defect })
-              )
-            )
-          )
-          : call
-      // two writers of the same stream read the same version: the later insert fails on the unique key once the
-      // first commits; running the call again checks the expectation against the new version (a conflict with the
-      // real actual version, or success for Any / StreamExists)
-      // (the single-request NoStream / Exact(0) fast path of the append function never reads the version: there the
-      // violation is the conflict, mapped below without running the call again)
-      const only = requests.length === 1 ? requests[0] : undefined
-      const retries = only !== undefined && only.events.length > 0 && encodeExpected(only.expected) === 0 ? 0 : 50
-      const attempt = (left: number): typeof run =>
-        left === 0 ? run : Effect.catchIf(run, isVersionKeyViolation, () => attempt(left - 1))
-      return Effect.matchEffect(attempt(retries), {
-        onFailure: (error) => failed(method, prepared, joined, error),
-        onSuccess: (rows) => Effect.succeed(committed(prepared, rows))
-      })
+      return batcher !== undefined && !joined && prepared.one && method === "append"
+        ? batcher.submit(method, prepared)
+        : single(method, prepared, joined)
     })
 }

@@ -194,6 +194,7 @@ export interface Reader {
   readonly subscribe: EventStore.EventStore.Service["subscribe"]
   /** the stream's version (0 when it has no events) */
   readonly versionOf: (streamId: string) => Effect.Effect<number, SqlError>
+  readonly headPosition: EventStore.EventStore.Service["headPosition"]
 }
 
 /** @internal */
@@ -382,5 +383,40 @@ export const make = (options: {
       Stream.mapError(storeError("subscribe"))
     )
 
-  return { read, readAll, subscribe, versionOf }
+  /**
+   * The last position below the first row that is not yet safe (the first row a reader would stop at), read from
+   * the top of the log down, page by page: the rows that are not safe are the ones committed since the oldest
+   * writer still running took its id, the top of the log. The walk ends at the first page without any (or at the
+   * start of the log), so a log without writers in flight costs one page of the primary key.
+   */
+  const headPage = `select e.position::text as position, e.xid < s.horizon as safe
+    from (select ${horizonSql} as horizon) s
+    cross join lateral (select position, xid from ${s}.events where position < $1 order by position desc limit $2) e
+    order by e.position desc`
+  const headPosition = Effect.gen(function*() {
+    let below = Number.MAX_SAFE_INTEGER
+    let head = 0
+    let firstUnsafe: number | undefined
+    while (true) {
+      const rows = yield* sql.unsafe<{ readonly position: string; readonly safe: boolean }>(headPage, [
+        below,
+        globalPageSize
+      ])
+      let unsafeHere = false
+      for (const row of rows) {
+        const position = Number(row.position)
+        if (!row.safe) {
+          unsafeHere = true
+          firstUnsafe = position
+          head = 0
+        } else if (head === 0 && (firstUnsafe === undefined || position < firstUnsafe)) {
+          head = position
+        }
+      }
+      if (rows.length < globalPageSize || !unsafeHere) return head
+      below = Number(rows[rows.length - 1]!.position)
+    }
+  }).pipe(Effect.mapError(storeError("headPosition")))
+
+  return { read, readAll, subscribe, versionOf, headPosition }
 }

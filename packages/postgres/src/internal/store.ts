@@ -39,6 +39,13 @@ export const make = <R>(
         cause: new RangeError(`invalid pageSize ${String(pageSize)}`)
       })
     }
+    const maxBatch = typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined
+    if (maxBatch !== undefined && (!Number.isSafeInteger(maxBatch) || maxBatch < 1)) {
+      return yield* new EventStore.EventStoreError({
+        method: "make",
+        cause: new RangeError(`invalid groupCommit.maxBatch ${String(maxBatch)}`)
+      })
+    }
     const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
     const watchdogInterval = Duration.decode(options.watchdogInterval ?? "10 seconds")
     const notify = options.notify ?? "afterCommit"
@@ -76,7 +83,8 @@ export const make = <R>(
       inline,
       withContext,
       versionOf: reader.versionOf,
-      committed: notifier.committed
+      committed: notifier.committed,
+      groupCommit: options.groupCommit
     })
 
     const deleteStream = (streamId: StreamId.StreamId) => {
@@ -113,6 +121,7 @@ export const make = <R>(
       subscribe: reader.subscribe,
       delete: deleteStream,
       lock: locks.lock,
-      withLock: locks.withLock
+      withLock: locks.withLock,
+      headPosition: reader.headPosition
     })
   })

@@ -15,6 +15,9 @@ import * as createCheckpoints from "./0002_create_checkpoints.js"
 import * as appendFastPath from "./0003_append_fast_path.js"
 import * as appendOne from "./0004_append_one.js"
 import * as writersKey from "./0005_writers_key.js"
+import * as appendBatch from "./0006_append_batch.js"
+import * as subscriptionOperations from "./0007_subscription_operations.js"
+import * as createTimers from "./0009_create_timers.js"
 
 const run = (text: string) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(text))
 
@@ -25,5 +28,8 @@ export const migrations = (schema: string): Migrator.Loader =>
     "2_create_checkpoints": run(createCheckpoints.migration(schema)),
     "3_append_fast_path": run(appendFastPath.migration(schema)),
     "4_append_one": run(appendOne.migration(schema)),
-    "5_writers_key": run(writersKey.migration(schema))
+    "5_writers_key": run(writersKey.migration(schema)),
+    "6_append_batch": run(appendBatch.migration(schema)),
+    "7_subscription_operations": run(subscriptionOperations.migration(schema)),
+    "9_create_timers": run(createTimers.migration(schema))
   })
