@@ -2,8 +2,10 @@
  * The `eventsourcing` admin command line for a PostgreSQL event store, as an `@effect/cli` command. The package's
  * bin runs {@link run} with `process.argv`; use {@link command} to embed the commands in a command line of your own.
  *
- * The database is the one of `DATABASE_URL`; every command takes `--schema` (default `event_store`) and the read
- * commands `--json` (one JSON object per line). A failure prints one line on stderr (never a stack trace, never the
+ * The database is the one of `DATABASE_URL`; every command takes `--schema` (default `event_store`) and `--json`
+ * (one JSON object per line). The commands use the stores' public APIs (`PostgresEventStore`,
+ * `PostgresCheckpointStore`, `PostgresParkedEvents`, `Subscription.status` / `requestReset`), except `streams list`,
+ * which the EventStore port has no call for. A failure prints one line on stderr (never a stack trace, never the
  * connection string) and exits with code 1; a usage error exits with code 2 after `@effect/cli`'s message.
  *
  * @since 0.3.0
@@ -19,19 +21,29 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import { databaseUrl } from "./internal/database.js"
 import { oneLine } from "./internal/errors.js"
+import * as Parked from "./internal/parked.js"
 import * as Streams from "./internal/streams.js"
+import * as Subscriptions from "./internal/subscriptions.js"
 import * as Tail from "./internal/tail.js"
 import { version } from "./internal/version.js"
 
 /**
- * The root command, `eventsourcing`, with its subcommands: `migrate`, `streams list`, `stream show`, `tail`.
+ * The root command, `eventsourcing`, with its subcommands: `migrate`, `streams list`, `stream show`, `tail`,
+ * `subscriptions status | reset`, `parked list | retry | skip`.
  *
  * @since 0.3.0
  * @category commands
  */
 export const command = Command.make("eventsourcing").pipe(
   Command.withDescription("Operate an effect-eventsourcing PostgreSQL event store (the database of DATABASE_URL)"),
-  Command.withSubcommands([Streams.migrate, Streams.streams, Streams.stream, Tail.tail])
+  Command.withSubcommands([
+    Streams.migrate,
+    Streams.streams,
+    Streams.stream,
+    Tail.tail,
+    Subscriptions.subscriptions,
+    Parked.parked
+  ])
 )
 
 /**

@@ -19,7 +19,7 @@ describe("progress", () => {
     )
     assert.strictEqual(
       describeSample({ ...sample, waiting: "waiting for the consumer" }, 100, undefined),
-      "[###############...............]  50%  checkpoint 150/200  lag 50  (waiting for the consumer)"
+      "waiting for the consumer  (checkpoint 150/200  lag 50)"
     )
   })
 

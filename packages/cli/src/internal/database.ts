@@ -4,10 +4,12 @@
  *
  * @internal
  */
-import * as CheckpointStore from "@effect-eventsourcing/core/CheckpointStore"
-import * as EventStore from "@effect-eventsourcing/core/EventStore"
+import type * as CheckpointStore from "@effect-eventsourcing/core/CheckpointStore"
+import type * as EventStore from "@effect-eventsourcing/core/EventStore"
+import type * as ParkedEvents from "@effect-eventsourcing/core/ParkedEvents"
 import * as PostgresCheckpointStore from "@effect-eventsourcing/postgres/PostgresCheckpointStore"
 import * as PostgresEventStore from "@effect-eventsourcing/postgres/PostgresEventStore"
+import * as PostgresParkedEvents from "@effect-eventsourcing/postgres/PostgresParkedEvents"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -53,18 +55,31 @@ export const requireStore = (schema: string): Effect.Effect<void, unknown, SqlCl
 export const isSchemaName = (name: string): boolean => /^[a-z_][a-z0-9_]{0,62}$/.test(name)
 
 /**
- * The event store and the checkpoint store of an existing schema, on one pool (the stores run the migrations that
- * are missing, as every store does when it starts).
+ * The event store, the checkpoint store and the parked events of an existing schema, on one pool (the stores run the
+ * migrations that are missing, as every store does when it starts).
  *
  * @internal
  */
 export const stores = (
   schema: string
-): Layer.Layer<EventStore.EventStore | CheckpointStore.CheckpointStore | SqlClient.SqlClient, unknown> =>
+): Layer.Layer<
+  EventStore.EventStore | CheckpointStore.CheckpointStore | ParkedEvents.ParkedEvents | SqlClient.SqlClient,
+  unknown
+> =>
   Layer.mergeAll(
     PostgresEventStore.layer({ schema }),
-    PostgresCheckpointStore.layer({ schema })
+    PostgresCheckpointStore.layer({ schema }),
+    PostgresParkedEvents.layer({ schema })
   ).pipe(
+    Layer.provideMerge(Layer.effectDiscard(requireStore(schema))),
+    Layer.provideMerge(connection)
+  )
+
+/** @internal The parked events of an existing schema. */
+export const parkedEvents = (
+  schema: string
+): Layer.Layer<ParkedEvents.ParkedEvents | SqlClient.SqlClient, unknown> =>
+  PostgresParkedEvents.layer({ schema }).pipe(
     Layer.provideMerge(Layer.effectDiscard(requireStore(schema))),
     Layer.provideMerge(connection)
   )

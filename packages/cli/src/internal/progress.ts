@@ -25,18 +25,17 @@ export const bar = (fraction: number, width = 30): string => {
 
 /**
  * @internal The text of a sample: bar (from `start`, the position replay began at), percentage, positions, lag and
- * the rate in events (positions) per second.
+ * the rate in positions per second; or why it is waiting.
  */
 export const describe = (sample: Sample, start: number, rate: number | undefined): string => {
   const lag = Math.max(0, sample.head - sample.checkpoint)
+  const positions = `checkpoint ${sample.checkpoint}/${sample.head}  lag ${lag}`
+  if (sample.waiting !== undefined) return `${sample.waiting}  (${positions})`
   const span = sample.head - start
   const fraction = span <= 0 ? 1 : (sample.checkpoint - start) / span
   const percent = Math.floor(Math.min(1, Math.max(0, fraction)) * 100)
   const speed = rate === undefined ? "" : `  ${Math.round(rate)}/s`
-  const waiting = sample.waiting === undefined ? "" : `  (${sample.waiting})`
-  return `${bar(fraction)} ${
-    String(percent).padStart(3)
-  }%  checkpoint ${sample.checkpoint}/${sample.head}  lag ${lag}${speed}${waiting}`
+  return `${bar(fraction)} ${String(percent).padStart(3)}%  ${positions}${speed}`
 }
 
 /** @internal How the progress is shown. */

@@ -6,7 +6,6 @@
 import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -14,14 +13,6 @@ import * as Stream from "effect/Stream"
 import { stores } from "./database.js"
 import * as Opt from "./options.js"
 import { eventJson, printJson, tailLine } from "./output.js"
-
-/** The position of the last event of the log (0 when empty). */
-const headPosition = (schema: string) =>
-  Effect.flatMap(
-    SqlClient.SqlClient,
-    (sql) =>
-      sql<{ readonly head: string | number }>`select coalesce(max(position), 0) as head from ${sql(schema)}.events`
-  ).pipe(Effect.map((rows) => Number(rows[0]?.head ?? 0)))
 
 /** @internal */
 export const tail = Command.make(
@@ -45,7 +36,7 @@ export const tail = Command.make(
   },
   ({ category, from, json, schema, type }) =>
     Effect.gen(function*() {
-      const start = Option.isSome(from) ? from.value : (yield* headPosition(schema)) + 1
+      const start = Option.isSome(from) ? from.value : (yield* EventStore.headPosition) + 1
       yield* Console.error(`Tailing schema ${schema} from position ${start} (Ctrl-C to stop)`)
       const categories = Option.getOrElse(category, () => [])
       const types = Option.getOrElse(type, () => [])
