@@ -60,6 +60,18 @@ const cli = Command.run(command, { name: "eventsourcing", version })
  * Runs the command line with `argv` (`process.argv`: the runtime and the script first) and returns the exit code,
  * having printed any failure as one line on stderr. Log output (off unless `--log-level` is given) goes to stderr.
  *
+ * @example
+ * ```ts
+ * import { Cli } from "@effect-eventsourcing/cli"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { Effect } from "effect"
+ *
+ * // `eventsourcing --version` from a program of your own: the exit code is returned, the process is not ended
+ * Effect.runPromise(Cli.run(["node", "eventsourcing", "--version"]).pipe(Effect.provide(NodeContext.layer))).then(
+ *   (code) => assert.strictEqual(code, 0)
+ * )
+ * ```
+ *
  * @since 0.3.0
  * @category running
  */
