@@ -111,9 +111,11 @@ const observe = (name: string, requestId: number, requestedAt: DateTime.Utc) => 
       }
       return sample
     }
+    // a refusal is recorded as the last error (`Subscription.NotResettable`), at or after the request (both times
+    // are the database's)
     const refused = Option.filter(
       report.lastError,
-      (error) => DateTime.greaterThanOrEqualTo(error.at, requestedAt) && /reset/i.test(error.message)
+      (error) => DateTime.greaterThanOrEqualTo(error.at, requestedAt) && /has no onReset/.test(error.message)
     )
     if (Option.isSome(refused) && target === undefined) {
       const reason = refused.value.message.replace(
