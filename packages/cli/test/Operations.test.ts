@@ -15,7 +15,7 @@ import * as PostgresTesting from "@effect-eventsourcing/postgres/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Data, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Ref, Schedule } from "effect"
 import { afterAll, beforeAll } from "vitest"
-import { run } from "./process.js"
+import { run, runOnTerminal, script } from "./process.js"
 
 const schema = "ops"
 const Database = PostgresTesting.freshDatabase("cli_ops")
@@ -113,6 +113,23 @@ describe("subscriptions", () => {
       await app.runPromise(Effect.all([Ref.get(totals.resets), Ref.get(totals.handled)])),
       [1, 2 * head]
     )
+    await app.runPromise(Fiber.interrupt(fiber))
+  })
+
+  it.runIf(script !== undefined)("reset --watch on a terminal redraws one progress bar in place", async () => {
+    const head = await app.runPromise(appendAll("tty", 20, 5))
+    const replays = await app.runPromise(counting("replays", { resettable: true }))
+    const fiber = consume(replays.projection, "tty")
+    await awaitCheckpoint("replays", head)
+    const reset = await runOnTerminal(["subscriptions", "reset", "replays", "--watch", "--schema", schema], {
+      DATABASE_URL: url
+    })
+    assert.strictEqual(reset.code, 0, reset.stdout)
+    const redraws = reset.stdout.split("\r\x1b[K").slice(1)
+    assert.isAbove(redraws.length, 1, JSON.stringify(reset.stdout))
+    // every redraw but the last ends without a newline; the last is the full bar, then the summary line
+    for (const redraw of redraws.slice(0, -1)) assert.notInclude(redraw, "\n")
+    assert.match(redraws.at(-1)!, /^\[#{30}\] 100% {2}checkpoint (\d+)\/\1 {2}lag 0.*\r?\nreplays has caught up/)
     await app.runPromise(Fiber.interrupt(fiber))
   })
 

@@ -1,7 +1,7 @@
 /**
  * Runs the built bin (`dist/esm/bin.js`, built by `build.ts`) as a child process with plain `node`.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
 export const bin = fileURLToPath(new URL("../dist/esm/bin.js", import.meta.url))
@@ -69,4 +69,32 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string | 
     }
   }
   return { child, stdout: lines, stderr: () => err, until, exit }
+}
+
+/** util-linux `script`, which runs a command on a pseudo-terminal (`undefined` where it is not available). */
+export const script: string | undefined = ["/usr/bin/script", "/bin/script"].find((path) => {
+  try {
+    return process.platform === "linux" &&
+      execFileSync(path, ["--version"], { encoding: "utf8" }).includes("util-linux")
+  } catch {
+    return false
+  }
+})
+
+/** Runs `eventsourcing <args>` on a pseudo-terminal (through `script`): stdout is a TTY. */
+export const runOnTerminal = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string | undefined> = {}
+): Promise<Run> => {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
+  const command = [process.execPath, bin, ...args].map(quote).join(" ")
+  return new Promise((resolve) => {
+    execFile(
+      script!,
+      ["-qec", command, "/dev/null"],
+      { env: environment(env), timeout: 50_000 },
+      (error, stdout, stderr) =>
+        resolve({ stdout, stderr, code: error === null ? 0 : typeof error.code === "number" ? error.code : -1 })
+    )
+  })
 }
