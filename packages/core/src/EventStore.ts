@@ -121,6 +121,8 @@ export interface Filter {
 
 /**
  * Options of {@link EventStore.Service.readAll}: `from` is an inclusive global position (default: the start).
+ * With {@link WithDeletions} (`deletions: true`) it also yields the {@link Tombstone}s of deleted streams, in
+ * position order with the events (`limit` then counts both).
  *
  * @since 0.1.0
  * @category models
@@ -133,6 +135,8 @@ export interface ReadAllOptions {
 
 /**
  * Options of {@link EventStore.Service.subscribe}: `from` is an inclusive global position (default: the start).
+ * With {@link WithDeletions} (`deletions: true`) it also yields the {@link Tombstone}s of deleted streams, in
+ * position order with the events.
  *
  * @since 0.1.0
  * @category models
@@ -141,6 +145,53 @@ export interface SubscribeOptions {
   readonly from?: number
   readonly filter?: Filter
 }
+
+/**
+ * The option of `readAll` and `subscribe` that asks for the {@link Tombstone}s too: with `deletions: true` they
+ * yield {@link LogEntry} items; without it (or `false`), only {@link RecordedEvent}s, as before.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface WithDeletions<D extends boolean = boolean> {
+  readonly deletions: D
+}
+
+/**
+ * The trace a deletion leaves in the global log: `delete` removes a stream's events (their data is gone) and writes
+ * one tombstone at a new global position, allocated like an event's (gap-safe, in commit order). `version` is the
+ * version the stream had when it was deleted. Deleting a stream that has no events writes none.
+ *
+ * `readAll` and `subscribe` yield tombstones only when asked (`deletions: true`); a subscription asks when its
+ * projection has an `onDelete`, and runs it in order with the events. A filter applies to tombstones by
+ * `categories`, `streamIds`, `after` and `before`; `types` never excludes them (they have no type).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Tombstone {
+  readonly _tag: "Tombstone"
+  readonly streamId: StreamId
+  readonly version: number
+  readonly position: number
+  readonly recordedAt: DateTime.Utc
+}
+
+/**
+ * An item of the global log read with `deletions: true`: an event or a {@link Tombstone}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type LogEntry = RecordedEvent | Tombstone
+
+/**
+ * Tells a {@link Tombstone} from a {@link RecordedEvent} (recorded events have no `_tag`).
+ *
+ * @since 0.3.0
+ * @category guards
+ */
+export const isTombstone = (entry: LogEntry): entry is Tombstone => (entry as Partial<Tombstone>)._tag === "Tombstone"
 
 /**
  * @since 0.1.0
@@ -447,11 +498,34 @@ export declare namespace EventStore {
     readonly read: (streamId: StreamId, options?: ReadOptions) => Stream.Stream<RecordedEvent, ReadError>
     /** The stream's version, 0 when it has no events. */
     readonly streamVersion: (streamId: StreamId) => Effect.Effect<number, EventStoreError>
-    /** The global log in position order, gap-safe. */
-    readonly readAll: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, ReadAllError>
-    /** Catch-up, then live: an endless stream of the global log in position order, gap-safe. */
-    readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<RecordedEvent, ReadAllError>
-    /** Removes every event of the stream; its version is 0 afterwards. */
+    /**
+     * The global log in position order, gap-safe; with `deletions: true`, the {@link Tombstone}s of deleted streams
+     * too.
+     */
+    readonly readAll: {
+      (options: ReadAllOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError>
+      (options?: ReadAllOptions & Partial<WithDeletions<false>>): Stream.Stream<
+        RecordedEvent,
+        ReadAllError
+      >
+      (options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError>
+    }
+    /**
+     * Catch-up, then live: an endless stream of the global log in position order, gap-safe; with `deletions: true`,
+     * the {@link Tombstone}s of deleted streams too.
+     */
+    readonly subscribe: {
+      (options: SubscribeOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError>
+      (options?: SubscribeOptions & Partial<WithDeletions<false>>): Stream.Stream<
+        RecordedEvent,
+        ReadAllError
+      >
+      (options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError>
+    }
+    /**
+     * Removes every event of the stream (their data is gone); its version is 0 afterwards. A stream that had events
+     * leaves a {@link Tombstone} in the global log.
+     */
     readonly delete: (streamId: StreamId) => Effect.Effect<void, EventStoreError>
     /** An exclusive lock on the stream until the scope closes. Plain reads never wait for it. */
     readonly lock: (streamId: StreamId, options?: LockOptions) => Effect.Effect<void, LockError, Scope.Scope>
@@ -498,7 +572,13 @@ const invalid = (method: string, problem: validation.Problem): InvalidArgument |
  * @category constructors
  */
 export const make = (
-  impl: Omit<EventStore.Service, TypeId | "withLock"> & { readonly withLock?: EventStore.Service["withLock"] }
+  impl: Omit<EventStore.Service, TypeId | "withLock" | "readAll" | "subscribe"> & {
+    readonly withLock?: EventStore.Service["withLock"]
+    /** yields tombstones only when `options.deletions` is `true` (and `limit` counts them then) */
+    readonly readAll: (options?: ReadAllOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
+    /** yields tombstones only when `options.deletions` is `true` */
+    readonly subscribe: (options?: SubscribeOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
+  }
 ): EventStore.Service => ({
   [TypeId]: TypeId,
   // the per-call spans skip the stack-trace capture: an `Error().stack` per call cost more than the whole in-memory
@@ -543,20 +623,21 @@ export const make = (
       captureStackTrace: false,
       attributes: { "stream.id": streamId }
     }),
-  readAll: (options) => {
+  // the implementation yields tombstones only when asked (`deletions: true`), which the overloads rely on
+  readAll: ((options?: ReadAllOptions & Partial<WithDeletions>) => {
     const problem = validation.checkGlobal(options)
     return Stream.withSpan(
       problem === undefined ? impl.readAll(options) : Stream.fail(invalidArgument("readAll", problem)),
       "EventStore.readAll"
     )
-  },
-  subscribe: (options) => {
+  }) as EventStore.Service["readAll"],
+  subscribe: ((options?: SubscribeOptions & Partial<WithDeletions>) => {
     const problem = validation.checkGlobal(options)
     return Stream.withSpan(
       problem === undefined ? impl.subscribe(options) : Stream.fail(invalidArgument("subscribe", problem)),
       "EventStore.subscribe"
     )
-  },
+  }) as EventStore.Service["subscribe"],
   delete: (streamId) =>
     Effect.withSpan(impl.delete(streamId), "EventStore.delete", { attributes: { "stream.id": streamId } }),
   lock: (streamId, options) =>
@@ -600,12 +681,26 @@ export const read = (
  * @since 0.1.0
  * @category accessors
  */
-export const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
-  Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))
+export const readAll: {
+  (options: ReadAllOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+  (
+    options?: ReadAllOptions & Partial<WithDeletions<false>>
+  ): Stream.Stream<RecordedEvent, ReadAllError, EventStore>
+  (options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+} =
+  ((options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore> =>
+    Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))) as typeof readAll
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const subscribe = (options?: SubscribeOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
-  Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))
+export const subscribe: {
+  (options: SubscribeOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+  (
+    options?: SubscribeOptions & Partial<WithDeletions<false>>
+  ): Stream.Stream<RecordedEvent, ReadAllError, EventStore>
+  (options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+} =
+  ((options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore> =>
+    Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))) as typeof subscribe

@@ -19,6 +19,9 @@
  *   jittered). An outage is logged once when it starts and once when it ends (warning level), every retry is
  *   counted in {@link infrastructureRetries} (tagged with the subscription's name), and the handle's `status`
  *   shows it.
+ * - **Deletions**: when the projection has an `onDelete`, the subscription also reads the tombstones of deleted
+ *   streams (`EventStore.Tombstone`) and runs `onDelete(streamId)` in position order with the events, in the batch's
+ *   transaction: the checkpoint passes a tombstone only once `onDelete` has run.
  * - **Rebuild**: {@link Subscription.reset} (or `CheckpointStore.reset` while it is stopped) moves the checkpoint back
  *   and the projection replays, while writers keep appending.
  *
@@ -56,6 +59,7 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as CheckpointStore from "./CheckpointStore.js"
 import * as EventStore from "./EventStore.js"
+import * as logEntries from "./internal/logEntries.js"
 import type * as Projection from "./Projection.js"
 
 /**
@@ -252,11 +256,10 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     // a batch committed since the session started: the infrastructure backoff starts again from its shortest pause
     let progressed = false
 
-    const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.RecordedEvent>) => {
+    const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.LogEntry>) => {
       const last = Chunk.unsafeLast(batch).position
-      const handler = projection.handleBatch === undefined
-        ? Effect.forEach(batch, projection.handle, { discard: true })
-        : projection.handleBatch(Chunk.toReadonlyArray(batch))
+      // events through handle / handleBatch, tombstones through onDelete, in order, before the checkpoint moves
+      const handler = logEntries.handleEntries(projection, batch)
       return lease.transaction(
         Effect.zipRight(
           Effect.mapError(handler, (error) => new HandlerFailed(error)),
@@ -290,7 +293,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     }
 
     const consume = (lease: CheckpointStore.Lease, after: number) =>
-      store.subscribe(filter === undefined ? { from: after + 1 } : { from: after + 1, filter }).pipe(
+      store.subscribe(logEntries.subscribeOptions(projection, after + 1, filter)).pipe(
         // invalid input (a `from` that is not a position) stops the subscription: retrying cannot help
         Stream.mapError((error) =>
           error._tag === "InvalidArgument"
