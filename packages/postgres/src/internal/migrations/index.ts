@@ -15,6 +15,7 @@ import * as createCheckpoints from "./0002_create_checkpoints.js"
 import * as appendFastPath from "./0003_append_fast_path.js"
 import * as appendOne from "./0004_append_one.js"
 import * as writersKey from "./0005_writers_key.js"
+import * as tombstones from "./0008_tombstones.js"
 
 const run = (text: string) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(text))
 
@@ -25,5 +26,6 @@ export const migrations = (schema: string): Migrator.Loader =>
     "2_create_checkpoints": run(createCheckpoints.migration(schema)),
     "3_append_fast_path": run(appendFastPath.migration(schema)),
     "4_append_one": run(appendOne.migration(schema)),
-    "5_writers_key": run(writersKey.migration(schema))
+    "5_writers_key": run(writersKey.migration(schema)),
+    "8_tombstones": run(tombstones.migration(schema))
   })
