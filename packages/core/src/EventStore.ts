@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Aggregate from "./Aggregate.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
+import * as metering from "./internal/metering.js"
 import * as validation from "./internal/validation.js"
 import { InvalidStreamId, type StreamId } from "./StreamId.js"
 
@@ -566,6 +567,7 @@ const invalid = (method: string, problem: validation.Problem): InvalidArgument |
  *   (`from`, `to`, `limit`: non-negative integers), all {@link InvalidArgument} otherwise;
  * - lower-cases the event ids given by the caller (uuids compare case-insensitively);
  * - adds a span to every operation (`EventStore.append`, ...) with `stream.id` / `stream.version` attributes;
+ * - records the append metrics of the `Metrics` module, tagged `store` with the implementation's `name`;
  * - gives stores without a `withLock` of their own one that holds `lock` while the effect runs.
  *
  * @since 0.1.0
@@ -578,8 +580,12 @@ export const make = (
     readonly readAll: (options?: ReadAllOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
     /** yields tombstones only when `options.deletions` is `true` */
     readonly subscribe: (options?: SubscribeOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
+    /** the `store` tag of its metrics (see the `Metrics` module); default `"custom"` */
+    readonly name?: string
   }
-): EventStore.Service => ({
+): EventStore.Service => build(impl, metering.appendMeter(impl.name ?? "custom"))
+
+const build = (impl: Parameters<typeof make>[0], meter: metering.AppendMeter): EventStore.Service => ({
   [TypeId]: TypeId,
   // the per-call spans skip the stack-trace capture: an `Error().stack` per call cost more than the whole in-memory
   // append (bench W1)
@@ -591,7 +597,7 @@ export const make = (
         attributes: { "stream.id": String(streamId) }
       })
     }
-    return Effect.withSpan(impl.append(streamId, checked, expected), "EventStore.append", {
+    return Effect.withSpan(meter(impl.append(streamId, checked, expected), checked.length), "EventStore.append", {
       captureStackTrace: false,
       attributes: {
         "stream.id": streamId,
@@ -604,7 +610,7 @@ export const make = (
     const checked = validation.checkRequests(requests)
     return Effect.withSpan(
       Array.isArray(checked)
-        ? impl.appendMany(checked)
+        ? meter(impl.appendMany(checked), checked.reduce((n, request) => n + request.events.length, 0))
         : Effect.fail(invalid("appendMany", checked as validation.Problem)),
       "EventStore.appendMany",
       { captureStackTrace: false, attributes: { "streams": Array.isArray(requests) ? requests.length : 0 } }

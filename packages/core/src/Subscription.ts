@@ -60,6 +60,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as CheckpointStore from "./CheckpointStore.js"
 import * as EventStore from "./EventStore.js"
 import * as logEntries from "./internal/logEntries.js"
+import * as metering from "./internal/metering.js"
 import type * as Projection from "./Projection.js"
 
 /**
@@ -253,6 +254,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const stopped = yield* Deferred.make<never, Err>()
     const status = yield* Ref.make<Status<E>>({ state: "running", retries: 0, lastError: Option.none() })
     const retriesCounter = Metric.tagged(infrastructureRetries, "subscription", name)
+    const meter = metering.subscriptionMeter(name)
     // a batch committed since the session started: the infrastructure backoff starts again from its shortest pause
     let progressed = false
 
@@ -266,6 +268,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
           orDieOnInvalid(lease.save(last))
         )
       ).pipe(
+        meter.timed,
         Effect.as(Option.none<CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError>()),
         // only the handler's own failures go on to the retry Schedule (it is stepped with every error it sees);
         // the stores' failures and a lost lease leave the batch: the session starts over from the checkpoint
@@ -274,6 +277,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
             ? Effect.fail(error.error as E)
             : Effect.succeed(Option.some(error as CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError))
         ),
+        Effect.tapError(() => meter.failed),
         Effect.tapError((error) =>
           Effect.logWarning("Subscription batch failed", error).pipe(
             Effect.annotateLogs({ subscription: name, position: Chunk.unsafeHead(batch).position })
@@ -284,7 +288,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
         Effect.flatMap((failed) => {
           if (Option.isSome(failed)) return Effect.fail(failed.value)
           progressed = true
-          return SubscriptionRef.set(processed, last)
+          return Effect.zipRight(meter.committed(batch), SubscriptionRef.set(processed, last))
         }),
         Effect.withSpan("Subscription.handle", {
           attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last }

@@ -367,6 +367,7 @@ export const make = (
     }
 
     const store = EventStore.make({
+      name: "memory",
       append: (streamId, events, expected) => commit("append", [{ streamId, events, expected }], firstResult),
       appendMany: (requests) => commit("appendMany", requests, allResults),
       read: (streamId, options = {}) =>

@@ -117,6 +117,7 @@ export const make = <R>(
     const locks = Locking.make({ sql, schema, committed: () => notifier.committed(0) })
 
     return EventStore.make({
+      name: "postgres",
       append: (streamId, events, expected) =>
         Effect.map(commit("append", [{ streamId, events, expected }]), (results) => results[0]!),
       appendMany: (requests) => commit("appendMany", requests),
