@@ -22,6 +22,9 @@
  * - **Deletions**: when the projection has an `onDelete`, the subscription also reads the tombstones of deleted
  *   streams (`EventStore.Tombstone`) and runs `onDelete(streamId)` in position order with the events, in the batch's
  *   transaction: the checkpoint passes a tombstone only once `onDelete` has run.
+ * - **Tracing and metrics**: each batch runs in a `Subscription.handle` span linked to the spans that appended its
+ *   events (the `traceId` / `spanId` that `CommandHandler` stores in their metadata), and records the subscription
+ *   metrics of the `Metrics` module.
  * - **Rebuild**: {@link Subscription.reset} (or `CheckpointStore.reset` while it is stopped) moves the checkpoint back
  *   and the projection replays, while writers keep appending.
  *
@@ -291,7 +294,9 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
           return Effect.zipRight(meter.committed(batch), SubscriptionRef.set(processed, last))
         }),
         Effect.withSpan("Subscription.handle", {
-          attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last }
+          attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last },
+          // to the spans that appended the events (the trace ids in their metadata)
+          links: logEntries.spanLinks(batch)
         })
       )
     }

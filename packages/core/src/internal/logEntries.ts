@@ -6,6 +6,7 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Tracer from "effect/Tracer"
 import * as EventStore from "../EventStore.js"
 import type * as Projection from "../Projection.js"
 
@@ -68,4 +69,33 @@ export const handleEntries = <E, R>(
     flush()
     return Effect.forEach(steps, (step) => step, { discard: true })
   })
+}
+
+/** At most this many links per batch span. */
+const maxLinks = 32
+
+/**
+ * Links from a subscription's batch span to the spans that appended its events (the `traceId` / `spanId` that
+ * `CommandHandler` stores in the metadata), once per span, at most `maxLinks`.
+ *
+ * @internal
+ */
+export const spanLinks = (entries: Chunk.Chunk<EventStore.LogEntry>): Array<Tracer.SpanLink> => {
+  const links: Array<Tracer.SpanLink> = []
+  let seen: Set<string> | undefined
+  for (const entry of entries) {
+    if (EventStore.isTombstone(entry)) continue
+    const { spanId, traceId } = entry.metadata
+    if (typeof traceId !== "string" || typeof spanId !== "string") continue
+    seen ??= new Set()
+    if (seen.has(spanId)) continue
+    seen.add(spanId)
+    links.push({
+      _tag: "SpanLink",
+      span: Tracer.externalSpan({ traceId, spanId }),
+      attributes: { "event.position": entry.position, "event.type": entry.type }
+    })
+    if (links.length === maxLinks) break
+  }
+  return links
 }
