@@ -20,7 +20,7 @@
  * })
  *
  * Effect.runPromise(program.pipe(Effect.provide(InMemoryEventStore.layer))).then((state) =>
- *   assert.isTrue(state.count >= 1)
+ *   assert.ok(state.count >= 1)
  * )
  * ```
  *
