@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Aggregate from "./Aggregate.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
+import * as metering from "./internal/metering.js"
 import * as validation from "./internal/validation.js"
 import { InvalidStreamId, type StreamId } from "./StreamId.js"
 
@@ -121,6 +122,8 @@ export interface Filter {
 
 /**
  * Options of {@link EventStore.Service.readAll}: `from` is an inclusive global position (default: the start).
+ * With {@link WithDeletions} (`deletions: true`) it also yields the {@link Tombstone}s of deleted streams, in
+ * position order with the events (`limit` then counts both).
  *
  * @since 0.1.0
  * @category models
@@ -133,6 +136,8 @@ export interface ReadAllOptions {
 
 /**
  * Options of {@link EventStore.Service.subscribe}: `from` is an inclusive global position (default: the start).
+ * With {@link WithDeletions} (`deletions: true`) it also yields the {@link Tombstone}s of deleted streams, in
+ * position order with the events.
  *
  * @since 0.1.0
  * @category models
@@ -141,6 +146,53 @@ export interface SubscribeOptions {
   readonly from?: number
   readonly filter?: Filter
 }
+
+/**
+ * The option of `readAll` and `subscribe` that asks for the {@link Tombstone}s too: with `deletions: true` they
+ * yield {@link LogEntry} items; without it (or `false`), only {@link RecordedEvent}s, as before.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface WithDeletions<D extends boolean = boolean> {
+  readonly deletions: D
+}
+
+/**
+ * The trace a deletion leaves in the global log: `delete` removes a stream's events (their data is gone) and writes
+ * one tombstone at a new global position, allocated like an event's (gap-safe, in commit order). `version` is the
+ * version the stream had when it was deleted. Deleting a stream that has no events writes none.
+ *
+ * `readAll` and `subscribe` yield tombstones only when asked (`deletions: true`); a subscription asks when its
+ * projection has an `onDelete`, and runs it in order with the events. A filter applies to tombstones by
+ * `categories`, `streamIds`, `after` and `before`; `types` never excludes them (they have no type).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Tombstone {
+  readonly _tag: "Tombstone"
+  readonly streamId: StreamId
+  readonly version: number
+  readonly position: number
+  readonly recordedAt: DateTime.Utc
+}
+
+/**
+ * An item of the global log read with `deletions: true`: an event or a {@link Tombstone}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type LogEntry = RecordedEvent | Tombstone
+
+/**
+ * Tells a {@link Tombstone} from a {@link RecordedEvent} (recorded events have no `_tag`).
+ *
+ * @since 0.3.0
+ * @category guards
+ */
+export const isTombstone = (entry: LogEntry): entry is Tombstone => (entry as Partial<Tombstone>)._tag === "Tombstone"
 
 /**
  * @since 0.1.0
@@ -447,11 +499,34 @@ export declare namespace EventStore {
     readonly read: (streamId: StreamId, options?: ReadOptions) => Stream.Stream<RecordedEvent, ReadError>
     /** The stream's version, 0 when it has no events. */
     readonly streamVersion: (streamId: StreamId) => Effect.Effect<number, EventStoreError>
-    /** The global log in position order, gap-safe. */
-    readonly readAll: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, ReadAllError>
-    /** Catch-up, then live: an endless stream of the global log in position order, gap-safe. */
-    readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<RecordedEvent, ReadAllError>
-    /** Removes every event of the stream; its version is 0 afterwards. */
+    /**
+     * The global log in position order, gap-safe; with `deletions: true`, the {@link Tombstone}s of deleted streams
+     * too.
+     */
+    readonly readAll: {
+      (options: ReadAllOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError>
+      (options?: ReadAllOptions & Partial<WithDeletions<false>>): Stream.Stream<
+        RecordedEvent,
+        ReadAllError
+      >
+      (options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError>
+    }
+    /**
+     * Catch-up, then live: an endless stream of the global log in position order, gap-safe; with `deletions: true`,
+     * the {@link Tombstone}s of deleted streams too.
+     */
+    readonly subscribe: {
+      (options: SubscribeOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError>
+      (options?: SubscribeOptions & Partial<WithDeletions<false>>): Stream.Stream<
+        RecordedEvent,
+        ReadAllError
+      >
+      (options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError>
+    }
+    /**
+     * Removes every event of the stream (their data is gone); its version is 0 afterwards. A stream that had events
+     * leaves a {@link Tombstone} in the global log.
+     */
     readonly delete: (streamId: StreamId) => Effect.Effect<void, EventStoreError>
     /** An exclusive lock on the stream until the scope closes. Plain reads never wait for it. */
     readonly lock: (streamId: StreamId, options?: LockOptions) => Effect.Effect<void, LockError, Scope.Scope>
@@ -499,14 +574,25 @@ const invalid = (method: string, problem: validation.Problem): InvalidArgument |
  *   (`from`, `to`, `limit`: non-negative integers), all {@link InvalidArgument} otherwise;
  * - lower-cases the event ids given by the caller (uuids compare case-insensitively);
  * - adds a span to every operation (`EventStore.append`, ...) with `stream.id` / `stream.version` attributes;
+ * - records the append metrics of the `Metrics` module, tagged `store` with the implementation's `name`;
  * - gives stores without a `withLock` of their own one that holds `lock` while the effect runs.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
-  impl: Omit<EventStore.Service, TypeId | "withLock"> & { readonly withLock?: EventStore.Service["withLock"] }
-): EventStore.Service => ({
+  impl: Omit<EventStore.Service, TypeId | "withLock" | "readAll" | "subscribe"> & {
+    readonly withLock?: EventStore.Service["withLock"]
+    /** yields tombstones only when `options.deletions` is `true` (and `limit` counts them then) */
+    readonly readAll: (options?: ReadAllOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
+    /** yields tombstones only when `options.deletions` is `true` */
+    readonly subscribe: (options?: SubscribeOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
+    /** the `store` tag of its metrics (see the `Metrics` module); default `"custom"` */
+    readonly name?: string
+  }
+): EventStore.Service => build(impl, metering.appendMeter(impl.name ?? "custom"))
+
+const build = (impl: Parameters<typeof make>[0], meter: metering.AppendMeter): EventStore.Service => ({
   [TypeId]: TypeId,
   // the per-call spans skip the stack-trace capture: an `Error().stack` per call cost more than the whole in-memory
   // append (bench W1)
@@ -518,7 +604,7 @@ export const make = (
         attributes: { "stream.id": String(streamId) }
       })
     }
-    return Effect.withSpan(impl.append(streamId, checked, expected), "EventStore.append", {
+    return Effect.withSpan(meter(impl.append(streamId, checked, expected), checked.length), "EventStore.append", {
       captureStackTrace: false,
       attributes: {
         "stream.id": streamId,
@@ -531,7 +617,7 @@ export const make = (
     const checked = validation.checkRequests(requests)
     return Effect.withSpan(
       Array.isArray(checked)
-        ? impl.appendMany(checked)
+        ? meter(impl.appendMany(checked), checked.reduce((n, request) => n + request.events.length, 0))
         : Effect.fail(invalid("appendMany", checked as validation.Problem)),
       "EventStore.appendMany",
       { captureStackTrace: false, attributes: { "streams": Array.isArray(requests) ? requests.length : 0 } }
@@ -550,20 +636,21 @@ export const make = (
       captureStackTrace: false,
       attributes: { "stream.id": streamId }
     }),
-  readAll: (options) => {
+  // the implementation yields tombstones only when asked (`deletions: true`), which the overloads rely on
+  readAll: ((options?: ReadAllOptions & Partial<WithDeletions>) => {
     const problem = validation.checkGlobal(options)
     return Stream.withSpan(
       problem === undefined ? impl.readAll(options) : Stream.fail(invalidArgument("readAll", problem)),
       "EventStore.readAll"
     )
-  },
-  subscribe: (options) => {
+  }) as EventStore.Service["readAll"],
+  subscribe: ((options?: SubscribeOptions & Partial<WithDeletions>) => {
     const problem = validation.checkGlobal(options)
     return Stream.withSpan(
       problem === undefined ? impl.subscribe(options) : Stream.fail(invalidArgument("subscribe", problem)),
       "EventStore.subscribe"
     )
-  },
+  }) as EventStore.Service["subscribe"],
   delete: (streamId) =>
     Effect.withSpan(impl.delete(streamId), "EventStore.delete", { attributes: { "stream.id": streamId } }),
   lock: (streamId, options) =>
@@ -608,8 +695,15 @@ export const read = (
  * @since 0.1.0
  * @category accessors
  */
-export const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
-  Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))
+export const readAll: {
+  (options: ReadAllOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+  (
+    options?: ReadAllOptions & Partial<WithDeletions<false>>
+  ): Stream.Stream<RecordedEvent, ReadAllError, EventStore>
+  (options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+} =
+  ((options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore> =>
+    Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))) as typeof readAll
 
 /**
  * The position of the last committed event a gap-safe reader can reach (see {@link EventStore.Service.headPosition}).
@@ -626,5 +720,12 @@ export const headPosition: Effect.Effect<number, EventStoreError, EventStore> = 
  * @since 0.1.0
  * @category accessors
  */
-export const subscribe = (options?: SubscribeOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
-  Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))
+export const subscribe: {
+  (options: SubscribeOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+  (
+    options?: SubscribeOptions & Partial<WithDeletions<false>>
+  ): Stream.Stream<RecordedEvent, ReadAllError, EventStore>
+  (options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+} =
+  ((options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore> =>
+    Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))) as typeof subscribe

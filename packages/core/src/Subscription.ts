@@ -20,6 +20,12 @@
  *   jittered). An outage is logged once when it starts and once when it ends (warning level), every retry is
  *   counted in {@link infrastructureRetries} (tagged with the subscription's name), and the handle's `status`
  *   shows it.
+ * - **Deletions**: when the projection has an `onDelete`, the subscription also reads the tombstones of deleted
+ *   streams (`EventStore.Tombstone`) and runs `onDelete(streamId)` in position order with the events, in the batch's
+ *   transaction: the checkpoint passes a tombstone only once `onDelete` has run.
+ * - **Tracing and metrics**: each batch runs in a `Subscription.handle` span linked to the spans that appended its
+ *   events (the `traceId` / `spanId` that `CommandHandler` stores in their metadata), and records the subscription
+ *   metrics of the `Metrics` module.
  * - **Rebuild**: {@link Subscription.reset} (or `CheckpointStore.reset` while it is stopped) moves the checkpoint back
  *   and the projection replays, while writers keep appending. From another process: {@link requestReset}, picked
  *   up by the consumer holding the lease; {@link status} reports where a subscription is.
@@ -61,9 +67,11 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as CheckpointStore from "./CheckpointStore.js"
 import * as EventStore from "./EventStore.js"
+import * as consumerGroup from "./internal/consumerGroup.js"
+import * as logEntries from "./internal/logEntries.js"
+import * as metering from "./internal/metering.js"
 import * as control from "./internal/subscriptionControl.js"
 import * as ParkedEvents from "./ParkedEvents.js"
-import * as consumerGroup from "./internal/consumerGroup.js"
 import type * as Projection from "./Projection.js"
 
 /**
@@ -313,21 +321,22 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const stopped = yield* Deferred.make<never, Err>()
     const status = yield* Ref.make<Status<E>>({ state: "running", retries: 0, lastError: Option.none() })
     const retriesCounter = Metric.tagged(infrastructureRetries, "subscription", name)
+    const meter = metering.subscriptionMeter(name)
     // a batch committed since the session started: the infrastructure backoff starts again from its shortest pause
     let progressed = false
 
     /** One try of the handler on `batch` and the checkpoint after it, in one transaction. */
-    const attempt = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.RecordedEvent>) => {
+    const attempt = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.LogEntry>) => {
       const last = Chunk.unsafeLast(batch).position
-      const handler = projection.handleBatch === undefined
-        ? Effect.forEach(batch, projection.handle, { discard: true })
-        : projection.handleBatch(Chunk.toReadonlyArray(batch))
+      // events through handle / handleBatch, tombstones through onDelete, in order, before the checkpoint moves
+      const handler = logEntries.handleEntries(projection, batch)
       return lease.transaction(
         Effect.zipRight(
           Effect.mapError(handler, (error) => new HandlerFailed(error)),
           orDieOnInvalid(lease.save(last))
         )
       ).pipe(
+        meter.timed,
         Effect.as(Option.none<CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError>()),
         // only the handler's own failures go on to the retry Schedule (it is stepped with every error it sees);
         // the stores' failures and a lost lease leave the batch: the session starts over from the checkpoint
@@ -336,6 +345,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
             ? Effect.fail(error.error as E)
             : Effect.succeed(Option.some(error as CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError))
         ),
+        Effect.tapError(() => meter.failed),
         Effect.tapError((error) =>
           Effect.logWarning("Subscription batch failed", error).pipe(
             Effect.annotateLogs({ subscription: name, position: Chunk.unsafeHead(batch).position })
@@ -344,14 +354,10 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
       )
     }
 
-    const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.RecordedEvent>) => {
+    const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.LogEntry>) => {
       const last = Chunk.unsafeLast(batch).position
-      const handled = parking === undefined
-        ? attempt(lease, batch).pipe(
-          Effect.retry(retry),
-          Effect.tapError((error) => Effect.ignore(checkpoints.recordError(name, control.errorText(error)))),
-          Effect.mapError((error) => new Stop<Err>(error))
-        )
+      const handled = (parking === undefined
+        ? Effect.retry(attempt(lease, batch), retry)
         : control.parkBatch({
           name,
           lease,
@@ -360,21 +366,26 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
           retry,
           batch,
           attempt: (events) => attempt(lease, events)
-        })
+        })).pipe(
+          Effect.tapError((error) => Effect.ignore(checkpoints.recordError(name, control.errorText(error)))),
+          Effect.mapError((error) => new Stop<Err>(error))
+        )
       return busy.withPermits(1)(handled).pipe(
         Effect.flatMap((failed) => {
           if (Option.isSome(failed)) return Effect.fail(failed.value)
           progressed = true
-          return SubscriptionRef.set(processed, last)
+          return Effect.zipRight(meter.committed(batch), SubscriptionRef.set(processed, last))
         }),
         Effect.withSpan("Subscription.handle", {
-          attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last }
+          attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last },
+          // to the spans that appended the events (the trace ids in their metadata)
+          links: logEntries.spanLinks(batch)
         })
       )
     }
 
     const consume = (lease: CheckpointStore.Lease, after: number) =>
-      store.subscribe(filter === undefined ? { from: after + 1 } : { from: after + 1, filter }).pipe(
+      store.subscribe(logEntries.subscribeOptions(projection, after + 1, filter)).pipe(
         // invalid input (a `from` that is not a position) stops the subscription: retrying cannot help
         Stream.mapError((error) =>
           error._tag === "InvalidArgument"

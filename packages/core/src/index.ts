@@ -41,6 +41,11 @@ export * as InMemoryEventStore from "./InMemoryEventStore.js"
 /**
  * @since 0.3.0
  */
+export * as Metrics from "./Metrics.js"
+
+/**
+ * @since 0.3.0
+ */
 export * as ParkedEvents from "./ParkedEvents.js"
 
 /**

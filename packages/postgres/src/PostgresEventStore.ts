@@ -23,6 +23,9 @@
  * - **Inline projections** (`inline`) run inside the append's transaction, on its connection: their own `SqlClient`
  *   statements join it, and if one fails the append fails with `EventStoreError` and nothing is stored. Their
  *   `onDelete` runs inside `delete`'s transaction.
+ * - **delete** removes the stream's events and snapshot and, when it had events, writes a tombstone (table
+ *   `tombstones`, migration 8) at a position taken like an event's, in one function call (`delete_stream`): readers
+ *   with `deletions: true` get it in position order with the events, under the same gap-safety rule.
  * - **readAll / subscribe** are gap-safe: a reader never passes an event that could still be committed behind it.
  *   Each event row records a transaction id at least as new as its writer's and as that of every transaction
  *   still running that took a position before it (positions are taken in a short critical section; a writer that

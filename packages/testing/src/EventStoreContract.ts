@@ -39,6 +39,7 @@ import * as Stream from "effect/Stream"
 import type { ContractViolation } from "./internal/contract.js"
 import * as internal from "./internal/contract.js"
 import * as inputChecks from "./internal/inputChecks.js"
+import * as tombstoneChecks from "./internal/tombstoneChecks.js"
 import { show } from "./internal/values.js"
 
 const { describeError, ensure, ensureEqual, fail, ok, unique, withPatience } = internal
@@ -103,6 +104,13 @@ export class CommitHold extends Context.Tag("@effect-eventsourcing/testing/Event
   {
     /** The next `append` (or `appendMany`) gets its positions, then waits for `release` before it commits. */
     readonly holdNextCommit: Effect.Effect<HeldCommit>
+    /**
+     * The next `delete` of a stream with events gets its tombstone's position, then waits for `release` before it
+     * commits (optional: without it, the `subscribeHeldTombstone` check is skipped).
+     *
+     * @since 0.3.0
+     */
+    readonly holdNextDelete?: Effect.Effect<HeldCommit>
   }
 >() {}
 
@@ -1037,13 +1045,25 @@ const hostileStreamIdsCheck = fixture(({ category, store, track }) =>
 // the bad-input checks (stream ids, events, numbers, event id case, conflicts naming the stored id)
 const input = inputChecks.make({ violation: internal.violation, withPatience })
 
+// the deletion checks (tombstones in the global log)
+const deletions = tombstoneChecks.make({
+  fixture,
+  withPatience,
+  holdNextDelete: Effect.map(
+    Effect.serviceOption(CommitHold),
+    (hold) => Option.flatMap(hold, (h) => Option.fromNullable(h.holdNextDelete))
+  ),
+  settle
+})
+
 // -------------------------------------------------------------------------------------
 // exports
 // -------------------------------------------------------------------------------------
 
 /**
  * Every check of the contract, by name, as a plain Effect (see {@link suite} for what they cover).
- * `subscribeHeldCommit` needs {@link CommitHold} in the context and checks nothing without it.
+ * `subscribeHeldCommit` needs {@link CommitHold} in the context and checks nothing without it; `subscribeHeldTombstone`
+ * needs its `holdNextDelete`.
  *
  * @example
  * ```ts
@@ -1071,6 +1091,9 @@ export const checks = {
   readAllFilters: named("readAllFilters", readAllFiltersCheck),
   readAllTimeRange: named("readAllTimeRange", readAllTimeRangeCheck),
   delete: named("delete", deleteCheck),
+  tombstones: named("tombstones", deletions.tombstones),
+  subscribeTombstones: named("subscribeTombstones", deletions.subscribeTombstones),
+  subscribeHeldTombstone: named("subscribeHeldTombstone", deletions.subscribeHeldTombstone),
   lockExclusive: named("lockExclusive", lockExclusiveCheck),
   lockDoesNotBlock: named("lockDoesNotBlock", lockDoesNotBlockCheck),
   subscribeCatchUpThenLive: named("subscribeCatchUpThenLive", subscribeCatchUpThenLiveCheck),
@@ -1114,6 +1137,7 @@ export const titles: { readonly [K in CheckName]: string } = {
   readAllFilters: "readAll filters by categories, types, stream ids, from position and limit, in position order",
   readAllTimeRange: "readAll filters by recordedAt (after / before, exclusive)",
   delete: "delete: version 0 afterwards, gone from readAll, other streams untouched, can be re-created",
+  ...tombstoneChecks.titles,
   lockExclusive: "a second lock on a stream waits for the first scope to close; interrupted waiters/holders let go",
   lockDoesNotBlock: "a locked stream can be read, and other streams can be locked",
   subscribeCatchUpThenLive: "subscribe: catch-up then live, from a position, with filters; once each, in order",
@@ -1156,18 +1180,24 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
     layer(store, { excludeTestServices: true, timeout })((it) => {
       for (const key of Object.keys(checks) as Array<CheckName>) {
         it.effect(titles[key], (ctx) => {
-          if (key !== "subscribeHeldCommit") return checks[key]
+          if (key !== "subscribeHeldCommit" && key !== "subscribeHeldTombstone") return checks[key]
           return Effect.flatMap(
             Effect.serviceOption(CommitHold),
             (hold) =>
-              Option.isSome(hold) ? checks[key] : Effect.sync(() => {
-                // report the check as skipped: `skip` marks the test, then throws to abort it, which we do not need
-                try {
-                  ctx.skip("the store's Layer provides no EventStoreContract.CommitHold")
-                } catch {
-                  // the test is marked as skipped
-                }
-              })
+              Option.isSome(hold) && (key === "subscribeHeldCommit" || hold.value.holdNextDelete !== undefined)
+                ? checks[key]
+                : Effect.sync(() => {
+                  // report the check as skipped: `skip` marks the test, then throws to abort it, which we do not need
+                  try {
+                    ctx.skip(
+                      key === "subscribeHeldCommit"
+                        ? "the store's Layer provides no EventStoreContract.CommitHold"
+                        : "the store's Layer provides no EventStoreContract.CommitHold with holdNextDelete"
+                    )
+                  } catch {
+                    // the test is marked as skipped
+                  }
+                })
           )
         }, Duration.toMillis(timeout))
       }

@@ -7,7 +7,8 @@ import { violates } from "./violates.js"
 // The suite itself runs on the in-memory store in packages/core (test/EventStoreContract.test.ts) and on PostgreSQL in
 // packages/postgres; here it is shown to fail on broken stores.
 
-type Impl = Omit<EventStore.EventStore.Service, EventStore.TypeId>
+// what a store implements (`readAll` / `subscribe` yield tombstones when asked: no overloads to satisfy)
+type Impl = Parameters<typeof EventStore.make>[0]
 
 /** The in-memory store with some operations replaced by broken ones. */
 const broken = (
@@ -143,6 +144,21 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
 
   const keepsDeleted = broken(() => ({ delete: () => Effect.void }))
   violates("a store whose delete does nothing", keepsDeleted, "delete", "version 0")
+
+  const noTombstones = broken((inner) => ({
+    readAll: (options) => inner.readAll({ ...options, deletions: false })
+  }))
+  violates("a store leaving no tombstone", noTombstones, "tombstones", "its tombstone")
+
+  const alwaysTombstones = broken((inner) => ({
+    subscribe: (options) => inner.subscribe({ ...options, deletions: true })
+  }))
+  violates("a store delivering tombstones unasked", alwaysTombstones, "subscribeTombstones", "no tombstone")
+
+  const liveWithoutTombstones = broken((inner) => ({
+    subscribe: (options) => inner.subscribe({ ...options, deletions: false })
+  }))
+  violates("a store whose subscriptions drop tombstones", liveWithoutTombstones, "subscribeTombstones", "once")
 
   const noLock = broken(() => ({ lock: () => Effect.void }))
   violates("a store whose lock does nothing", noLock, "lockExclusive", "granted while the first was held")

@@ -59,9 +59,9 @@ export const parkBatch = <E, R>(options: {
   readonly parked: ParkedEvents.ParkedEvents.Service
   readonly checkpoints: CheckpointStore.CheckpointStore.Service
   readonly retry: Schedule.Schedule<unknown, E>
-  readonly batch: Chunk.Chunk<EventStore.RecordedEvent>
-  readonly attempt: (events: Chunk.Chunk<EventStore.RecordedEvent>) => Effect.Effect<Option.Option<Infra>, E, R>
-}): Effect.Effect<Option.Option<Infra>, never, R> =>
+  readonly batch: Chunk.Chunk<EventStore.LogEntry>
+  readonly attempt: (events: Chunk.Chunk<EventStore.LogEntry>) => Effect.Effect<Option.Option<Infra>, E, R>
+}): Effect.Effect<Option.Option<Infra>, E, R> =>
   Effect.gen(function*() {
     const { attempt, batch, checkpoints, lease, name, parked, retry } = options
     if (Chunk.size(batch) > 1) {
@@ -79,6 +79,8 @@ export const parkBatch = <E, R>(options: {
         if (Option.isSome(result.right)) return result.right
         continue
       }
+      // a deletion has no event to park: its `onDelete` failing for good stops the subscription as with `stop`
+      if (EventStore.isTombstone(event)) return yield* Effect.fail(result.left)
       const error = errorText(result.left)
       const parking = lease.transaction(
         Effect.zipRight(

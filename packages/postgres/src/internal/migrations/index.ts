@@ -17,6 +17,7 @@ import * as appendOne from "./0004_append_one.js"
 import * as writersKey from "./0005_writers_key.js"
 import * as appendBatch from "./0006_append_batch.js"
 import * as subscriptionOperations from "./0007_subscription_operations.js"
+import * as tombstones from "./0008_tombstones.js"
 import * as createTimers from "./0009_create_timers.js"
 
 const run = (text: string) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(text))
@@ -31,5 +32,6 @@ export const migrations = (schema: string): Migrator.Loader =>
     "5_writers_key": run(writersKey.migration(schema)),
     "6_append_batch": run(appendBatch.migration(schema)),
     "7_subscription_operations": run(subscriptionOperations.migration(schema)),
+    "8_tombstones": run(tombstones.migration(schema)),
     "9_create_timers": run(createTimers.migration(schema))
   })
