@@ -223,12 +223,19 @@ describe("tail", () => {
     assert.strictEqual(tail.stdout().length, 2)
   })
 
-  it("prints one line per event for people, from --from", async () => {
-    const tail = start(["tail", "--schema", "shop", "--type", "Placed", "--from", "1"], env())
-    await tail.until(() => tail.stdout().length >= 1, "the first Placed event")
-    await shop.runPromise(Effect.sleep("500 millis"))
+  it("prints one line per event for people, from --from, and the deletions of streams", async () => {
+    const tail = start(["tail", "--schema", "shop", "--category", "order", "--from", "1"], env())
+    await tail.until(() => tail.stdout().length >= 1, "the first order event")
+    await shop.runPromise(Effect.gen(function*() {
+      yield* append(s("order", "9"), "Placed", "Shipped")
+      yield* Effect.flatMap(EventStore.EventStore, (store) => store.delete(s("order", "9")))
+    }))
+    await tail.until(() => tail.stdout().some((line) => line.includes("deleted")), "the deletion")
     const lines = tail.stdout()
     assert.match(lines[0]!, /^ +4 {2}\S+Z {2}order-7 v1 {2}Placed {2}\{"n":0\}$/)
+    assert.match(lines.at(-3)!, /^ +\d+ {2}\S+Z {2}order-9 v1 {2}Placed /)
+    assert.match(lines.at(-2)!, /^ +\d+ {2}\S+Z {2}order-9 v2 {2}Shipped /)
+    assert.match(lines.at(-1)!, /^ +\d+ {2}\S+Z {2}order-9 deleted \(was at v2\)$/)
     tail.child.kill("SIGINT")
     assert.strictEqual((await tail.exit).code, 0)
   })

@@ -70,3 +70,18 @@ export const tailLine = (event: EventStore.RecordedEvent): string =>
   `${String(event.position).padStart(8)}  ${
     iso(event.recordedAt)
   }  ${event.streamId} v${event.version}  ${event.type}  ${compact(event.data)}`
+
+/** @internal A deletion (tombstone) as `tail --json` prints it. */
+export const tombstoneJson = (tombstone: EventStore.Tombstone) => ({
+  position: tombstone.position,
+  streamId: tombstone.streamId,
+  deleted: true,
+  version: tombstone.version,
+  recordedAt: iso(tombstone.recordedAt)
+})
+
+/** @internal One line of `tail` for a deleted stream. */
+export const tombstoneLine = (tombstone: EventStore.Tombstone): string =>
+  `${String(tombstone.position).padStart(8)}  ${
+    iso(tombstone.recordedAt)
+  }  ${tombstone.streamId} deleted (was at v${tombstone.version})`

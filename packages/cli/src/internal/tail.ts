@@ -12,7 +12,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { stores } from "./database.js"
 import * as Opt from "./options.js"
-import { eventJson, printJson, tailLine } from "./output.js"
+import { eventJson, printJson, tailLine, tombstoneJson, tombstoneLine } from "./output.js"
 
 /** @internal */
 export const tail = Command.make(
@@ -44,8 +44,17 @@ export const tail = Command.make(
         ...(categories.length > 0 ? { categories } : {}),
         ...(types.length > 0 ? { types } : {})
       }
-      yield* EventStore.subscribe({ from: start, filter }).pipe(
-        Stream.runForEach((event) => json ? printJson(eventJson(event)) : Console.log(tailLine(event)))
+      // deletions too: a deleted stream's tombstone is a line of the log (filtered by category, not by type)
+      yield* EventStore.subscribe({ from: start, filter, deletions: true }).pipe(
+        Stream.runForEach((entry) =>
+          EventStore.isTombstone(entry)
+            ? json ? printJson(tombstoneJson(entry)) : Console.log(tombstoneLine(entry))
+            : json
+            ? printJson(eventJson(entry))
+            : Console.log(tailLine(entry))
+        )
       )
     }).pipe(Effect.provide(stores(schema)))
-).pipe(Command.withDescription("Print the events appended from now on (gap-safe, in position order) until interrupted"))
+).pipe(Command.withDescription(
+  "Print the events appended (and the streams deleted) from now on, gap-safe, in position order, until interrupted"
+))
