@@ -12,6 +12,7 @@ import { cpus, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
 import type { Server } from "./db.js"
 import { freshDatabase, startServer } from "./db.js"
+import { runG1 } from "./g1.js"
 import type { Target } from "./target.js"
 import type { TargetEntry } from "./targets.js"
 import { targets, unbatched } from "./targets.js"
@@ -197,6 +198,15 @@ const runCase = async (
   run: number
 ): Promise<Measurement> => {
   if (workload === "M1") return runM1(server, target, run)
+  if (workload === "G1") {
+    if (!target.database) throw new Unsupported()
+    const fresh = await freshDatabase(server!, `g1_r${run}_${target.name}`)
+    try {
+      return await runG1(target, fresh.url)
+    } finally {
+      await fresh.drop()
+    }
+  }
   const spec = workloads[workload]
   const label = `${workload.toLowerCase()}_r${run}`
   const db = target.database ? await freshDatabase(server!, `${label}_${target.name}`) : undefined
@@ -297,6 +307,17 @@ const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
       if (workload === "W5") {
         const sum = (key: string) => ok.reduce((acc, r) => acc + (typeof r[key] === "number" ? r[key] : 0), 0)
         notes.push(`missed ${sum("missed")}, duplicated ${sum("duplicated")} (all runs)`)
+      }
+      if (workload === "G1") {
+        notes.push(
+          `events/s: one subscription ${fmt(extraMedian("subscription") ?? 0)}, group of 1 member ${
+            fmt(extraMedian("members1") ?? 0)
+          }, 2 members ${fmt(extraMedian("members2") ?? 0)}, 4 members ${
+            fmt(extraMedian("members4") ?? 0)
+          }; no-op handler: one subscription ${fmt(extraMedian("subscriptionNoop") ?? 0)}, group of 1 member ${
+            fmt(extraMedian("members1Noop") ?? 0)
+          }`
+        )
       }
       if (workload === "M1") {
         notes.push(

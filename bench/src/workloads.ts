@@ -1,13 +1,13 @@
 /**
- * W1–W6, W4w and M1 of bench/README.md. Each returns one measurement; setup (fresh database, schema, seeding)
+ * W1–W6, W4w, M1 and G1 (in g1.ts) of bench/README.md. Each returns one measurement; setup (fresh database, schema, seeding)
  * is outside the timed part.
  */
 import type { Batch, SeenEvent, Session } from "./target.js"
 import { deposit } from "./target.js"
 
-export type WorkloadId = "W1" | "W2" | "W3" | "W4" | "W4w" | "W5" | "W6" | "M1"
+export type WorkloadId = "W1" | "W2" | "W3" | "W4" | "W4w" | "W5" | "W6" | "M1" | "G1"
 
-export const workloadIds: ReadonlyArray<WorkloadId> = ["W1", "W2", "W3", "W4", "W4w", "W5", "W6", "M1"]
+export const workloadIds: ReadonlyArray<WorkloadId> = ["W1", "W2", "W3", "W4", "W4w", "W5", "W6", "M1", "G1"]
 
 export interface Measurement {
   /** the headline metric */
@@ -246,6 +246,12 @@ export const workloads: Record<WorkloadId, Workload> = {
     pool: 4,
     // run by main.ts in a child process, see m1.ts
     run: () => Promise.reject(new Error("M1 runs in a child process"))
+  },
+  G1: {
+    id: "G1",
+    description: "consumer group: 4,000 events, 8 partitions, a 1 ms handler; 1, 2 and 4 members vs one subscription",
+    pool: 8,
+    run: () => Promise.reject(new Error("G1 runs in g1.ts"))
   }
 }
 

@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -121,6 +122,38 @@ export interface Lease {
 }
 
 /**
+ * A reset of a subscription asked for from outside the consumer ({@link CheckpointStore.Service.requestReset}): the
+ * consumer holding the lease picks it up, runs the projection's `onReset` and replays from `position` (none: from the
+ * start). `id` tells requests apart (a newer request replaces an older one that was not applied yet).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ResetRequest {
+  readonly id: number
+  readonly position: number | undefined
+  /** Reset even when the projection has no `onReset` (its read model then counts the replayed events again). */
+  readonly allowDuplicates: boolean
+  readonly requestedAt: DateTime.Utc
+}
+
+/**
+ * What a checkpoint store knows about a subscription name: its checkpoint, which consumer holds its lease now (a
+ * description: for PostgreSQL the holding connection's application name, address and backend pid), the last error
+ * a consumer recorded, and a reset request not applied yet.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Info {
+  readonly name: string
+  readonly position: Option.Option<number>
+  readonly holder: Option.Option<string>
+  readonly lastError: Option.Option<{ readonly message: string; readonly at: DateTime.Utc }>
+  readonly resetRequest: Option.Option<ResetRequest>
+}
+
+/**
  * @since 0.1.0
  * @category tags
  */
@@ -162,6 +195,49 @@ export declare namespace CheckpointStore {
      * consumer takes it over after this one died).
      */
     readonly acquire: (name: string) => Effect.Effect<Lease, CheckpointStoreError, Scope.Scope>
+    /**
+     * Records a reset request for the consumer holding the name (see {@link ResetRequest}); it replaces a request
+     * not applied yet. A `position` that is not a non-negative integer is refused with `InvalidArgument`.
+     *
+     * @since 0.3.0
+     */
+    readonly requestReset: (
+      name: string,
+      options?: { readonly position?: number | undefined; readonly allowDuplicates?: boolean | undefined }
+    ) => Effect.Effect<ResetRequest, CheckpointStoreError | EventStore.InvalidArgument>
+    /**
+     * The reset request not applied yet, if any.
+     *
+     * @since 0.3.0
+     */
+    readonly pendingReset: (name: string) => Effect.Effect<Option.Option<ResetRequest>, CheckpointStoreError>
+    /**
+     * Marks the request `id` applied (a newer request stays), joining the caller's transaction where supported: the
+     * consumer applies a request and marks it in the transaction that resets the checkpoint.
+     *
+     * @since 0.3.0
+     */
+    readonly completeReset: (name: string, id: number) => Effect.Effect<void, CheckpointStoreError>
+    /**
+     * Records the last error of the subscription's consumer (shown by {@link info}; not fenced, never transactional).
+     *
+     * @since 0.3.0
+     */
+    readonly recordError: (name: string, message: string) => Effect.Effect<void, CheckpointStoreError>
+    /**
+     * What the store knows about one subscription name, or about every name it has (in name order).
+     *
+     * @since 0.3.0
+     */
+    readonly info: (name?: string) => Effect.Effect<ReadonlyArray<Info>, CheckpointStoreError>
+    /**
+     * Like `acquire` without the wait: the lease (held until the scope closes) when no other consumer holds the
+     * name, otherwise `None` at once, holding nothing. Consumer groups take partitions with it; a store without it
+     * is used through `acquire` bounded by a short timeout.
+     *
+     * @since 0.3.0
+     */
+    readonly tryAcquire?: (name: string) => Effect.Effect<Option.Option<Lease>, CheckpointStoreError, Scope.Scope>
   }
 }
 
@@ -172,6 +248,9 @@ export declare namespace CheckpointStore {
 interface Entry {
   position: Option.Option<number>
   generation: number
+  held: boolean
+  lastError: Option.Option<{ readonly message: string; readonly at: DateTime.Utc }>
+  resetRequest: Option.Option<ResetRequest>
 }
 
 interface Holder {
@@ -193,7 +272,13 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
   const entry = (name: string): Entry => {
     let current = entries.get(name)
     if (current === undefined) {
-      current = { position: Option.none(), generation: 0 }
+      current = {
+        position: Option.none(),
+        generation: 0,
+        held: false,
+        lastError: Option.none(),
+        resetRequest: Option.none()
+      }
       entries.set(name, current)
     }
     return current
@@ -227,12 +312,18 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
       })
     )
 
+  let resetRequests = 0
+
   const acquire = (name: string): Effect.Effect<Lease, never, Scope.Scope> =>
     Effect.zipRight(
-      hold(name),
+      Effect.zipRight(
+        hold(name),
+        Effect.addFinalizer(() => Effect.sync(() => void (entry(name).held = false)))
+      ),
       Effect.sync((): Lease => {
         const current = entry(name)
         current.generation++
+        current.held = true
         const generation = current.generation
         let expected = current.position
         const fenced = (position: Option.Option<number>) =>
@@ -262,6 +353,10 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
       })
     )
 
+  // a name is free when nobody holds it nor waits for it; the check and the take happen without a yield between
+  const tryAcquire = (name: string): Effect.Effect<Option.Option<Lease>, never, Scope.Scope> =>
+    Effect.suspend(() => holders.has(name) ? Effect.succeedNone : Effect.map(acquire(name), Option.some))
+
   return {
     [TypeId]: TypeId,
     load: (name) => Effect.sync(() => entries.get(name)?.position ?? Option.none()),
@@ -269,7 +364,45 @@ export const makeMemory: Effect.Effect<CheckpointStore.Service> = Effect.sync(()
       Effect.zipRight(validatePosition("CheckpointStore.save", position), set(name, Option.some(position))),
     reset: (name, position) =>
       Effect.zipRight(validatePosition("CheckpointStore.reset", position), set(name, Option.fromNullable(position))),
-    acquire
+    acquire,
+    requestReset: (name, options) =>
+      Effect.zipRight(
+        validatePosition("CheckpointStore.requestReset", options?.position),
+        Effect.map(DateTime.now, (requestedAt) => {
+          const request: ResetRequest = {
+            id: ++resetRequests,
+            position: options?.position,
+            allowDuplicates: options?.allowDuplicates ?? false,
+            requestedAt
+          }
+          entry(name).resetRequest = Option.some(request)
+          return request
+        })
+      ),
+    pendingReset: (name) => Effect.sync(() => entries.get(name)?.resetRequest ?? Option.none()),
+    completeReset: (name, id) =>
+      Effect.sync(() => {
+        const current = entries.get(name)
+        if (current !== undefined && Option.exists(current.resetRequest, (request) => request.id === id)) {
+          current.resetRequest = Option.none()
+        }
+      }),
+    recordError: (name, message) =>
+      Effect.map(DateTime.now, (at) => void (entry(name).lastError = Option.some({ message, at }))),
+    info: (name) =>
+      Effect.sync(() =>
+        Array.from(entries.entries())
+          .filter(([key]) => name === undefined || key === name)
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([key, current]): Info => ({
+            name: key,
+            position: current.position,
+            holder: current.held ? Option.some("this process") : Option.none(),
+            lastError: current.lastError,
+            resetRequest: current.resetRequest
+          }))
+      ),
+    tryAcquire
   }
 })
 

@@ -18,6 +18,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Aggregate from "./Aggregate.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
+import * as metering from "./internal/metering.js"
 import * as validation from "./internal/validation.js"
 import { InvalidStreamId, type StreamId } from "./StreamId.js"
 
@@ -150,6 +151,8 @@ export interface Filter {
 
 /**
  * Options of {@link EventStore.Service.readAll}: `from` is an inclusive global position (default: the start).
+ * With {@link WithDeletions} (`deletions: true`) it also yields the {@link Tombstone}s of deleted streams, in
+ * position order with the events (`limit` then counts both).
  *
  * @since 0.1.0
  * @category models
@@ -162,6 +165,8 @@ export interface ReadAllOptions {
 
 /**
  * Options of {@link EventStore.Service.subscribe}: `from` is an inclusive global position (default: the start).
+ * With {@link WithDeletions} (`deletions: true`) it also yields the {@link Tombstone}s of deleted streams, in
+ * position order with the events.
  *
  * @since 0.1.0
  * @category models
@@ -170,6 +175,53 @@ export interface SubscribeOptions {
   readonly from?: number
   readonly filter?: Filter
 }
+
+/**
+ * The option of `readAll` and `subscribe` that asks for the {@link Tombstone}s too: with `deletions: true` they
+ * yield {@link LogEntry} items; without it (or `false`), only {@link RecordedEvent}s, as before.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface WithDeletions<D extends boolean = boolean> {
+  readonly deletions: D
+}
+
+/**
+ * The trace a deletion leaves in the global log: `delete` removes a stream's events (their data is gone) and writes
+ * one tombstone at a new global position, allocated like an event's (gap-safe, in commit order). `version` is the
+ * version the stream had when it was deleted. Deleting a stream that has no events writes none.
+ *
+ * `readAll` and `subscribe` yield tombstones only when asked (`deletions: true`); a subscription asks when its
+ * projection has an `onDelete`, and runs it in order with the events. A filter applies to tombstones by
+ * `categories`, `streamIds`, `after` and `before`; `types` never excludes them (they have no type).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Tombstone {
+  readonly _tag: "Tombstone"
+  readonly streamId: StreamId
+  readonly version: number
+  readonly position: number
+  readonly recordedAt: DateTime.Utc
+}
+
+/**
+ * An item of the global log read with `deletions: true`: an event or a {@link Tombstone}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type LogEntry = RecordedEvent | Tombstone
+
+/**
+ * Tells a {@link Tombstone} from a {@link RecordedEvent} (recorded events have no `_tag`).
+ *
+ * @since 0.3.0
+ * @category guards
+ */
+export const isTombstone = (entry: LogEntry): entry is Tombstone => (entry as Partial<Tombstone>)._tag === "Tombstone"
 
 /**
  * @since 0.1.0
@@ -488,11 +540,34 @@ export declare namespace EventStore {
     ) => Effect.Effect<ReadonlyArray<FoldEvent>, ReadError>
     /** The stream's version, 0 when it has no events. */
     readonly streamVersion: (streamId: StreamId) => Effect.Effect<number, EventStoreError>
-    /** The global log in position order, gap-safe. */
-    readonly readAll: (options?: ReadAllOptions) => Stream.Stream<RecordedEvent, ReadAllError>
-    /** Catch-up, then live: an endless stream of the global log in position order, gap-safe. */
-    readonly subscribe: (options?: SubscribeOptions) => Stream.Stream<RecordedEvent, ReadAllError>
-    /** Removes every event of the stream; its version is 0 afterwards. */
+    /**
+     * The global log in position order, gap-safe; with `deletions: true`, the {@link Tombstone}s of deleted streams
+     * too.
+     */
+    readonly readAll: {
+      (options: ReadAllOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError>
+      (options?: ReadAllOptions & Partial<WithDeletions<false>>): Stream.Stream<
+        RecordedEvent,
+        ReadAllError
+      >
+      (options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError>
+    }
+    /**
+     * Catch-up, then live: an endless stream of the global log in position order, gap-safe; with `deletions: true`,
+     * the {@link Tombstone}s of deleted streams too.
+     */
+    readonly subscribe: {
+      (options: SubscribeOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError>
+      (options?: SubscribeOptions & Partial<WithDeletions<false>>): Stream.Stream<
+        RecordedEvent,
+        ReadAllError
+      >
+      (options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError>
+    }
+    /**
+     * Removes every event of the stream (their data is gone); its version is 0 afterwards. A stream that had events
+     * leaves a {@link Tombstone} in the global log.
+     */
     readonly delete: (streamId: StreamId) => Effect.Effect<void, EventStoreError>
     /** An exclusive lock on the stream until the scope closes. Plain reads never wait for it. */
     readonly lock: (streamId: StreamId, options?: LockOptions) => Effect.Effect<void, LockError, Scope.Scope>
@@ -508,6 +583,13 @@ export declare namespace EventStore {
       effect: Effect.Effect<A, E, R>,
       options?: LockOptions
     ) => Effect.Effect<A, E | WithLockError, R>
+    /**
+     * The position of the last committed event a gap-safe reader can reach now (0 when there is none): never past
+     * a commit still in flight, so a subscription whose checkpoint is here has handled everything it can be handed.
+     *
+     * @since 0.3.0
+     */
+    readonly headPosition: Effect.Effect<number, EventStoreError>
   }
 }
 
@@ -534,17 +616,27 @@ const invalid = (method: string, problem: validation.Problem): InvalidArgument |
  * - lower-cases the event ids given by the caller (uuids compare case-insensitively);
  * - adds a span to every operation (`EventStore.append`, ...) with `stream.id` / `stream.version` attributes;
  * - gives stores without a `readForFold` of their own one that reads with `read`;
+ * - records the append metrics of the `Metrics` module, tagged `store` with the implementation's `name`;
  * - gives stores without a `withLock` of their own one that holds `lock` while the effect runs.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
-  impl:
-    & Omit<EventStore.Service, TypeId | "withLock" | "readForFold">
-    & { readonly withLock?: EventStore.Service["withLock"] }
-    & { readonly readForFold?: EventStore.Service["readForFold"] }
-): EventStore.Service => ({
+  impl: Omit<EventStore.Service, TypeId | "withLock" | "readAll" | "subscribe" | "readForFold"> & {
+    readonly withLock?: EventStore.Service["withLock"]
+    /** default: `read`, collected */
+    readonly readForFold?: EventStore.Service["readForFold"]
+    /** yields tombstones only when `options.deletions` is `true` (and `limit` counts them then) */
+    readonly readAll: (options?: ReadAllOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
+    /** yields tombstones only when `options.deletions` is `true` */
+    readonly subscribe: (options?: SubscribeOptions & Partial<WithDeletions>) => Stream.Stream<LogEntry, ReadAllError>
+    /** the `store` tag of its metrics (see the `Metrics` module); default `"custom"` */
+    readonly name?: string
+  }
+): EventStore.Service => build(impl, metering.appendMeter(impl.name ?? "custom"))
+
+const build = (impl: Parameters<typeof make>[0], meter: metering.AppendMeter): EventStore.Service => ({
   [TypeId]: TypeId,
   // the per-call spans skip the stack-trace capture: an `Error().stack` per call cost more than the whole in-memory
   // append (bench W1)
@@ -556,7 +648,7 @@ export const make = (
         attributes: { "stream.id": String(streamId) }
       })
     }
-    return Effect.withSpan(impl.append(streamId, checked, expected), "EventStore.append", {
+    return Effect.withSpan(meter(impl.append(streamId, checked, expected), checked.length), "EventStore.append", {
       captureStackTrace: false,
       attributes: {
         "stream.id": streamId,
@@ -569,7 +661,7 @@ export const make = (
     const checked = validation.checkRequests(requests)
     return Effect.withSpan(
       Array.isArray(checked)
-        ? impl.appendMany(checked)
+        ? meter(impl.appendMany(checked), checked.reduce((n, request) => n + request.events.length, 0))
         : Effect.fail(invalid("appendMany", checked as validation.Problem)),
       "EventStore.appendMany",
       { captureStackTrace: false, attributes: { "streams": Array.isArray(requests) ? requests.length : 0 } }
@@ -611,20 +703,21 @@ export const make = (
       captureStackTrace: false,
       attributes: { "stream.id": streamId }
     }),
-  readAll: (options) => {
+  // the implementation yields tombstones only when asked (`deletions: true`), which the overloads rely on
+  readAll: ((options?: ReadAllOptions & Partial<WithDeletions>) => {
     const problem = validation.checkGlobal(options)
     return Stream.withSpan(
       problem === undefined ? impl.readAll(options) : Stream.fail(invalidArgument("readAll", problem)),
       "EventStore.readAll"
     )
-  },
-  subscribe: (options) => {
+  }) as EventStore.Service["readAll"],
+  subscribe: ((options?: SubscribeOptions & Partial<WithDeletions>) => {
     const problem = validation.checkGlobal(options)
     return Stream.withSpan(
       problem === undefined ? impl.subscribe(options) : Stream.fail(invalidArgument("subscribe", problem)),
       "EventStore.subscribe"
     )
-  },
+  }) as EventStore.Service["subscribe"],
   delete: (streamId) =>
     Effect.withSpan(impl.delete(streamId), "EventStore.delete", { attributes: { "stream.id": streamId } }),
   lock: (streamId, options) =>
@@ -636,7 +729,8 @@ export const make = (
         : impl.withLock(streamId, effect, options),
       "EventStore.withLock",
       { captureStackTrace: false, attributes: { "stream.id": streamId } }
-    )
+    ),
+  headPosition: Effect.withSpan(impl.headPosition, "EventStore.headPosition", { captureStackTrace: false })
 })
 
 // -------------------------------------------------------------------------------------
@@ -668,12 +762,37 @@ export const read = (
  * @since 0.1.0
  * @category accessors
  */
-export const readAll = (options?: ReadAllOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
-  Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))
+export const readAll: {
+  (options: ReadAllOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+  (
+    options?: ReadAllOptions & Partial<WithDeletions<false>>
+  ): Stream.Stream<RecordedEvent, ReadAllError, EventStore>
+  (options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+} =
+  ((options?: ReadAllOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore> =>
+    Stream.unwrap(Effect.map(EventStore, (store) => store.readAll(options)))) as typeof readAll
+
+/**
+ * The position of the last committed event a gap-safe reader can reach (see {@link EventStore.Service.headPosition}).
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const headPosition: Effect.Effect<number, EventStoreError, EventStore> = Effect.flatMap(
+  EventStore,
+  (store) => store.headPosition
+)
 
 /**
  * @since 0.1.0
  * @category accessors
  */
-export const subscribe = (options?: SubscribeOptions): Stream.Stream<RecordedEvent, ReadAllError, EventStore> =>
-  Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))
+export const subscribe: {
+  (options: SubscribeOptions & WithDeletions<true>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+  (
+    options?: SubscribeOptions & Partial<WithDeletions<false>>
+  ): Stream.Stream<RecordedEvent, ReadAllError, EventStore>
+  (options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore>
+} =
+  ((options?: SubscribeOptions & Partial<WithDeletions>): Stream.Stream<LogEntry, ReadAllError, EventStore> =>
+    Stream.unwrap(Effect.map(EventStore, (store) => store.subscribe(options)))) as typeof subscribe

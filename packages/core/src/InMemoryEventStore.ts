@@ -52,6 +52,14 @@ export class Control extends Context.Tag("@effect-eventsourcing/core/InMemoryEve
   {
     /** The next append (or appendMany) reserves its positions, then waits for `release`. */
     readonly holdNextCommit: Effect.Effect<HeldCommit>
+    /**
+     * The next `delete` of a stream that has events reserves its tombstone's position, then waits for `release`:
+     * the stream's events stay readable and the tombstone invisible until then (`rollback`: nothing is deleted, the
+     * position stays a hole).
+     *
+     * @since 0.3.0
+     */
+    readonly holdNextDelete: Effect.Effect<HeldCommit>
   }
 >() {}
 

@@ -35,7 +35,9 @@ export interface Projection<E = never, R = never> {
   readonly handle: (event: EventStore.RecordedEvent) => Effect.Effect<void, E, R>
   /**
    * Runs when a stream is deleted, to remove the read-side data derived from it: for inline projections, in the
-   * delete's transaction. A subscription does not call it (the global log keeps no trace of a deleted stream).
+   * delete's transaction; for a subscription, when it reaches the deletion's tombstone in the global log (in
+   * position order with the events, before its checkpoint passes the tombstone: exactly once where the checkpoint
+   * store has transactions). A subscription of a projection without `onDelete` does not read tombstones.
    */
   readonly onDelete: ((streamId: StreamId) => Effect.Effect<void, E, R>) | undefined
   /**
@@ -61,7 +63,7 @@ export interface Projection<E = never, R = never> {
  * const eventCounts = Projection.make({
  *   name: "event-counts",
  *   handle: (event) => Effect.sync(() => void counts.set(event.type, (counts.get(event.type) ?? 0) + 1)),
- *   // optional: forget a deleted stream (inline projections), clear before a subscription replays
+ *   // optional: forget a deleted stream (inline, or at its tombstone in a subscription), clear before a replay
  *   onDelete: (streamId) => Effect.log(`forget ${streamId}`),
  *   onReset: () => Effect.sync(() => counts.clear())
  * })

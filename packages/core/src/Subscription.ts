@@ -12,15 +12,23 @@
  *   writes are fenced, so a consumer that lost its lease cannot commit anything.
  * - **Failures of the handler** (its typed error, from `handle`, `handleBatch` or `onReset`) are retried by the
  *   `retry` Schedule, with the batch rolled back where the store has transactions; when the Schedule gives up the
- *   subscription stops with that error. An event is never skipped.
+ *   subscription stops with that error (`onFailure: "stop"`, the default), or parks the event in the
+ *   {@link ParkedEvents.ParkedEvents} store and moves on (`onFailure: "park"`). An event is never skipped silently.
  * - **Failures of the infrastructure** (the event store's reads, the checkpoint store's lease, saves and commits:
  *   `EventStoreError`, `CheckpointStoreError`) never stop it: the subscription starts over from its checkpoint (taking
  *   the lease again) for as long as it runs, with a capped exponential backoff (100 ms doubling up to 5 s,
  *   jittered). An outage is logged once when it starts and once when it ends (warning level), every retry is
  *   counted in {@link infrastructureRetries} (tagged with the subscription's name), and the handle's `status`
  *   shows it.
+ * - **Deletions**: when the projection has an `onDelete`, the subscription also reads the tombstones of deleted
+ *   streams (`EventStore.Tombstone`) and runs `onDelete(streamId)` in position order with the events, in the batch's
+ *   transaction: the checkpoint passes a tombstone only once `onDelete` has run.
+ * - **Tracing and metrics**: each batch runs in a `Subscription.handle` span linked to the spans that appended its
+ *   events (the `traceId` / `spanId` that `CommandHandler` stores in their metadata), and records the subscription
+ *   metrics of the `Metrics` module.
  * - **Rebuild**: {@link Subscription.reset} (or `CheckpointStore.reset` while it is stopped) moves the checkpoint back
- *   and the projection replays, while writers keep appending.
+ *   and the projection replays, while writers keep appending. From another process: {@link requestReset}, picked
+ *   up by the consumer holding the lease; {@link status} reports where a subscription is.
  *
  * @example
  * ```ts
@@ -41,7 +49,9 @@
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import type * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -51,11 +61,17 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as CheckpointStore from "./CheckpointStore.js"
 import * as EventStore from "./EventStore.js"
+import * as consumerGroup from "./internal/consumerGroup.js"
+import * as logEntries from "./internal/logEntries.js"
+import * as metering from "./internal/metering.js"
+import * as control from "./internal/subscriptionControl.js"
+import * as ParkedEvents from "./ParkedEvents.js"
 import type * as Projection from "./Projection.js"
 
 /**
@@ -89,6 +105,30 @@ export interface Options<E> {
    * subscription runs (see the module docs). Default: exponential from 100 ms, 5 retries.
    */
   readonly retry?: Schedule.Schedule<unknown, Error<E>>
+  /**
+   * What happens to an event when the `retry` Schedule gives up on it: `"stop"` (the default) stops the subscription
+   * with the handler's error; `"park"` parks the event in the {@link ParkedEvents.ParkedEvents} store (with the error,
+   * the attempts and the time), in one transaction with the checkpoint moving past it, and moves on. To find the
+   * event, a failed batch is tried again one event at a time (each by the Schedule): without transactions (the
+   * in-memory stores) the events of the batch before the failing one are then handled again (at-least-once).
+   *
+   * @since 0.3.0
+   */
+  readonly onFailure?: "stop" | "park"
+  /**
+   * The parked-events store; default: the `ParkedEvents` service when `onFailure` is `"park"`. With one, the
+   * subscription also re-delivers the parked events an operator asked to retry.
+   *
+   * @since 0.3.0
+   */
+  readonly parked?: ParkedEvents.ParkedEvents.Service
+  /**
+   * How often the consumer holding the lease looks for a reset requested from outside
+   * ({@link requestReset}) and for parked events to retry; default 1 second.
+   *
+   * @since 0.3.0
+   */
+  readonly controlInterval?: Duration.DurationInput
 }
 
 /**
@@ -107,9 +147,32 @@ export type Error<E> = E | EventStore.EventStoreError | CheckpointStore.Checkpoi
  * @since 0.1.0
  * @category models
  */
-export type Requirements<O> = O extends { readonly checkpoints: CheckpointStore.CheckpointStore.Service } ?
-  EventStore.EventStore
-  : EventStore.EventStore | CheckpointStore.CheckpointStore
+export type Requirements<O> =
+  | (O extends { readonly checkpoints: CheckpointStore.CheckpointStore.Service } ? EventStore.EventStore
+    : EventStore.EventStore | CheckpointStore.CheckpointStore)
+  | (O extends { readonly onFailure: "park" } ?
+    O extends { readonly parked: ParkedEvents.ParkedEvents.Service } ? never : ParkedEvents.ParkedEvents
+    : never)
+
+/**
+ * A reset of a projection without `onReset` was refused: replaying into a read model that was not cleared would
+ * count events twice. Pass `{ allowDuplicates: true }` when the projection is idempotent or its data is cleared
+ * by other means.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class NotResettable extends Schema.TaggedError<NotResettable>()("NotResettable", {
+  projection: Schema.String
+}) {
+  /**
+   * @since 0.3.0
+   */
+  override get message(): string {
+    return `Projection ${this.projection} has no onReset: a reset would apply the replayed events twice ` +
+      `(pass { allowDuplicates: true } to reset anyway)`
+  }
+}
 
 /**
  * Where a subscription is: `"running"` (it holds its lease and consumes), `"retrying"` (an infrastructure failure:
@@ -157,9 +220,13 @@ export interface Subscription<E> {
   /**
    * Rebuild / replay: stops handling, runs the projection's `onReset(position ?? 0)` and sets the checkpoint to
    * `position` (none: from the start) in one transaction where supported, then replays from there. Waits until
-   * this consumer holds the lease. A position that is not a non-negative integer is refused with `InvalidArgument`.
+   * this consumer holds the lease. A position that is not a non-negative integer is refused with `InvalidArgument`;
+   * a projection without `onReset` is refused with {@link NotResettable} unless `allowDuplicates` is set.
    */
-  readonly reset: (position?: number) => Effect.Effect<void, Error<E> | EventStore.InvalidArgument>
+  readonly reset: (
+    position?: number,
+    options?: { readonly allowDuplicates?: boolean }
+  ) => Effect.Effect<void, Error<E> | EventStore.InvalidArgument | NotResettable>
   /** Waits for the subscription to stop, and fails with the reason (it never stops on its own otherwise). */
   readonly join: Effect.Effect<never, Error<E>>
   /** Where the subscription is now (see {@link Status}). */
@@ -193,10 +260,7 @@ const infrastructureBackoff = Schedule.exponential("100 millis").pipe(
 
 const isLeaseLost = (u: unknown): u is CheckpointStore.LeaseLost => u instanceof CheckpointStore.LeaseLost
 
-interface ResetRequest<E> {
-  readonly position: number | undefined
-  readonly done: Deferred.Deferred<void, Error<E>>
-}
+type ResetRequest<E> = control.Reset<Error<E>>
 
 const batches = <A>(chunk: Chunk.Chunk<A>, size: number): ReadonlyArray<Chunk.Chunk<A>> => {
   if (Chunk.isEmpty(chunk)) return []
@@ -243,26 +307,36 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const retry: Schedule.Schedule<unknown, Err> = options?.retry ?? defaultRetry
     const from = Math.max(1, options?.from ?? 1)
     const filter = options?.filter
+    const parked = options?.parked ?? Option.getOrUndefined(yield* Effect.serviceOption(ParkedEvents.ParkedEvents))
+    if (options?.onFailure === "park" && parked === undefined) {
+      // the types ask for the service when `onFailure: "park"` is a literal; a widened option can still get here
+      return yield* Effect.dieMessage(`Subscription ${projection.name}: onFailure "park" needs a ParkedEvents store`)
+    }
+    const parking = options?.onFailure === "park" ? parked : undefined
+    // handling a batch holds it: the control fiber retries parked events between batches
+    const busy = yield* Effect.makeSemaphore(1)
 
     const processed = yield* SubscriptionRef.make(0)
     const resets = yield* Queue.unbounded<ResetRequest<E>>()
     const stopped = yield* Deferred.make<never, Err>()
     const status = yield* Ref.make<Status<E>>({ state: "running", retries: 0, lastError: Option.none() })
     const retriesCounter = Metric.tagged(infrastructureRetries, "subscription", name)
+    const meter = metering.subscriptionMeter(name)
     // a batch committed since the session started: the infrastructure backoff starts again from its shortest pause
     let progressed = false
 
-    const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.RecordedEvent>) => {
+    /** One try of the handler on `batch` and the checkpoint after it, in one transaction. */
+    const attempt = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.LogEntry>) => {
       const last = Chunk.unsafeLast(batch).position
-      const handler = projection.handleBatch === undefined
-        ? Effect.forEach(batch, projection.handle, { discard: true })
-        : projection.handleBatch(Chunk.toReadonlyArray(batch))
+      // events through handle / handleBatch, tombstones through onDelete, in order, before the checkpoint moves
+      const handler = logEntries.handleEntries(projection, batch)
       return lease.transaction(
         Effect.zipRight(
           Effect.mapError(handler, (error) => new HandlerFailed(error)),
           orDieOnInvalid(lease.save(last))
         )
       ).pipe(
+        meter.timed,
         Effect.as(Option.none<CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError>()),
         // only the handler's own failures go on to the retry Schedule (it is stepped with every error it sees);
         // the stores' failures and a lost lease leave the batch: the session starts over from the checkpoint
@@ -271,26 +345,47 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
             ? Effect.fail(error.error as E)
             : Effect.succeed(Option.some(error as CheckpointStore.LeaseLost | CheckpointStore.CheckpointStoreError))
         ),
+        Effect.tapError(() => meter.failed),
         Effect.tapError((error) =>
           Effect.logWarning("Subscription batch failed", error).pipe(
             Effect.annotateLogs({ subscription: name, position: Chunk.unsafeHead(batch).position })
           )
-        ),
-        Effect.retry(retry),
-        Effect.mapError((error) => new Stop<Err>(error)),
+        )
+      )
+    }
+
+    const handleBatch = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.LogEntry>) => {
+      const last = Chunk.unsafeLast(batch).position
+      const handled = (parking === undefined
+        ? Effect.retry(attempt(lease, batch), retry)
+        : control.parkBatch({
+          name,
+          lease,
+          parked: parking,
+          checkpoints,
+          retry,
+          batch,
+          attempt: (events) => attempt(lease, events)
+        })).pipe(
+          Effect.tapError((error) => Effect.ignore(checkpoints.recordError(name, control.errorText(error)))),
+          Effect.mapError((error) => new Stop<Err>(error))
+        )
+      return busy.withPermits(1)(handled).pipe(
         Effect.flatMap((failed) => {
           if (Option.isSome(failed)) return Effect.fail(failed.value)
           progressed = true
-          return SubscriptionRef.set(processed, last)
+          return Effect.zipRight(meter.committed(batch), SubscriptionRef.set(processed, last))
         }),
         Effect.withSpan("Subscription.handle", {
-          attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last }
+          attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last },
+          // to the spans that appended the events (the trace ids in their metadata)
+          links: logEntries.spanLinks(batch)
         })
       )
     }
 
     const consume = (lease: CheckpointStore.Lease, after: number) =>
-      store.subscribe(filter === undefined ? { from: after + 1 } : { from: after + 1, filter }).pipe(
+      store.subscribe(logEntries.subscribeOptions(projection, after + 1, filter)).pipe(
         // invalid input (a `from` that is not a position) stops the subscription: retrying cannot help
         Stream.mapError((error) =>
           error._tag === "InvalidArgument"
@@ -309,6 +404,17 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
             ? Effect.void
             : Effect.mapError(projection.onReset(request.position ?? 0), (error) => new HandlerFailed(error)),
           orDieOnInvalid(lease.reset(request.position))
+        ).pipe(
+          // the parked events after the position are replayed; an external request is applied with it
+          Effect.zipRight(
+            parked === undefined ? Effect.void : Effect.mapError(
+              parked.clear(name, request.position ?? 0),
+              (cause) => new CheckpointStore.CheckpointStoreError({ method: "ParkedEvents.clear", cause })
+            )
+          ),
+          Effect.zipRight(
+            request.external === undefined ? Effect.void : checkpoints.completeReset(name, request.external.id)
+          )
         )
       ).pipe(
         Effect.zipRight(SubscriptionRef.set(processed, after)),
@@ -348,6 +454,16 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
       .scoped(Effect.gen(function*() {
         const lease = yield* checkpoints.acquire(name)
         yield* running
+        yield* Effect.forkScoped(control.control({
+          name,
+          interval: options?.controlInterval,
+          checkpoints,
+          parked,
+          resets,
+          busy,
+          retry: (entries) =>
+            control.retryParked({ name, store, lease, parked: parked!, checkpoints, projection, entries })
+        }))
         let after = Option.getOrElse(lease.position, () => from - 1)
         yield* SubscriptionRef.set(processed, after)
         while (true) {
@@ -356,6 +472,19 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
             Effect.map(Queue.take(resets), Option.some)
           )
           if (Option.isNone(request)) continue
+          const external = request.value.external
+          if (external !== undefined && projection.onReset === undefined && !external.allowDuplicates) {
+            // refused: the read model would count the replayed events twice (the requester sees it in the status)
+            const refused = new NotResettable({ projection: name })
+            yield* checkpoints.completeReset(name, external.id)
+            yield* Effect.ignore(checkpoints.recordError(name, refused.message))
+            yield* Effect.logWarning("Subscription reset request refused", refused).pipe(
+              Effect.annotateLogs({ subscription: name })
+            )
+            yield* Deferred.succeed(request.value.done, undefined)
+            after = yield* SubscriptionRef.get(processed)
+            continue
+          }
           const target = request.value.position ?? from - 1
           yield* applyReset(lease, request.value, target)
           after = target
@@ -429,11 +558,16 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
           processed.changes.pipe(Stream.takeUntil((p) => p >= position), Stream.runDrain),
           Deferred.await(stopped)
         ),
-      reset: (position) =>
+      reset: (position, resetOptions) =>
         Effect.zipRight(
-          CheckpointStore.validatePosition("Subscription.reset", position),
+          projection.onReset === undefined && resetOptions?.allowDuplicates !== true
+            ? Effect.fail(new NotResettable({ projection: name })) as Effect.Effect<
+              void,
+              NotResettable | EventStore.InvalidArgument
+            >
+            : CheckpointStore.validatePosition("Subscription.reset", position),
           Effect.flatMap(Deferred.make<void, Err>(), (done) =>
-            Queue.offer(resets, { position, done }).pipe(
+            Queue.offer(resets, { position, done, external: undefined }).pipe(
               Effect.zipRight(Effect.raceFirst(Deferred.await(done), Deferred.await(stopped)))
             ))
         ),
@@ -486,6 +620,98 @@ export const run = <E, R, O extends Options<E> = Options<E>>(
   options?: O
 ): Effect.Effect<never, Error<E>, R | Requirements<O>> =>
   Effect.scoped(Effect.flatMap(forkScoped(projection, options), (subscription) => subscription.join))
+
+/**
+ * What {@link status} reports about a subscription, from any process (no projection needed): its checkpoint, the
+ * head of the log (`EventStore.headPosition`), the lag (head − checkpoint, in positions: the events of the whole log
+ * between them, including those a filtered subscription does not receive), the consumer holding its lease, how many
+ * of its events are parked (0 without a `ParkedEvents` service), the last error its consumer recorded (a handler
+ * error that stopped it, parked an event or failed a retry; a refused reset request) and a reset request not
+ * applied yet.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface StatusReport {
+  readonly name: string
+  readonly checkpoint: Option.Option<number>
+  readonly head: number
+  readonly lag: number
+  readonly holder: Option.Option<string>
+  readonly parked: number
+  readonly lastError: Option.Option<{ readonly message: string; readonly at: DateTime.Utc }>
+  readonly resetRequest: Option.Option<CheckpointStore.ResetRequest>
+}
+
+/**
+ * The failures of {@link status} and {@link statusAll}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type StatusError =
+  | EventStore.EventStoreError
+  | CheckpointStore.CheckpointStoreError
+  | ParkedEvents.ParkedEventsError
+
+/**
+ * The status of the subscription `name` (see {@link StatusReport}); a name the checkpoint store does not know is
+ * reported with no checkpoint and no holder. Uses the `ParkedEvents` service when one is provided.
+ *
+ * @example
+ * ```ts
+ * import { CheckpointStore, InMemoryEventStore, Subscription } from "@effect-eventsourcing/core"
+ * import { Effect, Layer, Option } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* CheckpointStore.CheckpointStore.pipe(Effect.flatMap((checkpoints) => checkpoints.save("balances", 0)))
+ *   return yield* Subscription.status("balances")
+ * })
+ *
+ * Effect.runPromise(
+ *   program.pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, CheckpointStore.layerMemory)))
+ * ).then((report) => assert.deepStrictEqual([report.checkpoint, report.lag], [Option.some(0), 0]))
+ * ```
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const status = (
+  name: string
+): Effect.Effect<StatusReport, StatusError, EventStore.EventStore | CheckpointStore.CheckpointStore> =>
+  Effect.map(control.reports(name), (reports) => reports[0]!)
+
+/**
+ * The status of every subscription the checkpoint store knows, in name order (see {@link status}).
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const statusAll: Effect.Effect<
+  ReadonlyArray<StatusReport>,
+  StatusError,
+  EventStore.EventStore | CheckpointStore.CheckpointStore
+> = Effect.suspend(() => control.reports(undefined))
+
+/**
+ * Asks the consumer holding the lease of `name` (in this process or another) to reset: it picks the request up
+ * within its `controlInterval`, runs the projection's `onReset` and moves the checkpoint to `position` (none: the
+ * start) in one transaction where supported, and replays. A projection without `onReset` refuses it (recorded as the
+ * subscription's last error) unless `allowDuplicates` is set. Follow the replay with {@link status} (its `lag`); the
+ * request shows there until it is applied. A position that is not a non-negative integer is refused with
+ * `InvalidArgument`.
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const requestReset = (
+  name: string,
+  options?: { readonly position?: number | undefined; readonly allowDuplicates?: boolean | undefined }
+): Effect.Effect<
+  CheckpointStore.ResetRequest,
+  CheckpointStore.CheckpointStoreError | EventStore.InvalidArgument,
+  CheckpointStore.CheckpointStore
+> => Effect.flatMap(CheckpointStore.CheckpointStore, (checkpoints) => checkpoints.requestReset(name, options))
 
 /**
  * Waits until the checkpoint of the subscription `name` reaches `position`, polling the checkpoint store (default:
@@ -541,3 +767,122 @@ export const layer = <E, R, O extends Options<E> = Options<E>>(
   projection: Projection.Projection<E, R>,
   options?: O
 ): Layer.Layer<never, never, R | Requirements<O>> => Layer.scopedDiscard(forkScoped(projection, options))
+
+// -------------------------------------------------------------------------------------
+// consumer groups
+// -------------------------------------------------------------------------------------
+
+/**
+ * The options of {@link runGroup}: the subscription's own (`filter`, `batchSize`, `retry`, `from`, `checkpoints`,
+ * applied to every partition; `batchSize` counts the log's events a partition goes through, its own and the ones it
+ * skips, and defaults to `100 × partitions`), plus `group` (the group's name: the partitions' checkpoints are named
+ * `group[p/partitions]`), `partitions` (1 to 1024; changing it starts new checkpoints), `members` (the most members
+ * that hold partitions at once, default `partitions`: later ones wait as standbys) and `rebalanceEvery` (how often a
+ * member looks for members that joined, left or died; default 1 second).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface GroupOptions<E> extends Options<E> {
+  readonly group: string
+  readonly partitions: number
+  readonly members?: number
+  readonly rebalanceEvery?: Duration.DurationInput
+}
+
+/**
+ * A member of a consumer group: `member` is its slot number (`None` while it waits as a standby), `members` the
+ * live slots it saw at its last rebalance, `owned` the partitions it consumes now, `rebalance` runs one rebalance at once, and `join` fails with the handler's error when
+ * a partition's retry Schedule gave up (the member then lets go of everything).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Group<E> {
+  readonly group: string
+  readonly partitions: number
+  readonly member: Effect.Effect<Option.Option<number>>
+  readonly members: Effect.Effect<ReadonlyArray<number>>
+  readonly owned: Effect.Effect<ReadonlyArray<number>>
+  readonly rebalance: Effect.Effect<void>
+  readonly join: Effect.Effect<never, Error<E>>
+}
+
+/**
+ * One partition of a group in {@link groupStatus}: its subscription `name`, the slot of the `member` that holds it
+ * (written when a member takes it, removed when it lets go; a member that died shows until another takes over),
+ * its `checkpoint` and its `lag` behind the last position of the global log (with a `filter`, the events after the
+ * checkpoint that the filter skips count too).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface PartitionStatus {
+  readonly partition: number
+  readonly name: string
+  readonly member: Option.Option<number>
+  readonly checkpoint: Option.Option<number>
+  readonly lag: number
+}
+
+/**
+ * The partition of a stream in a group of `partitions`: FNV-1a (32 bits) of the stream id's UTF-8 bytes, modulo
+ * `partitions`. Stable across processes and versions: every event of a stream goes to the same partition.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const partitionOf: (streamId: string, partitions: number) => number = consumerGroup.partitionOf
+
+/**
+ * Joins the consumer group `options.group` as a member that lives until the scope closes, and returns its handle.
+ * See {@link runGroup}.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const forkGroupScoped = <E, R, O extends GroupOptions<E> = GroupOptions<E>>(
+  projection: Projection.Projection<E, R>,
+  options: O
+): Effect.Effect<Group<E>, EventStore.InvalidArgument, Scope.Scope | R | Requirements<O>> =>
+  consumerGroup.forkGroupScoped(forkScoped, projection, options) as Effect.Effect<
+    Group<E>,
+    EventStore.InvalidArgument,
+    Scope.Scope | R | Requirements<O>
+  >
+
+/**
+ * Consumer groups: runs `projection` as one member of the group `options.group`. The global log is split into
+ * `options.partitions` partitions by {@link partitionOf} the stream id; each partition is a durable subscription of
+ * its own (checkpoint, lease, batches, exactly-once on Postgres as with {@link run}), and it sees the events of its
+ * streams only, in order. Members (processes, or fibers of one process) split the partitions between them and
+ * rebalance when one joins, leaves or dies: a dead member's leases lapse with its connections and the others take
+ * its partitions over from their checkpoints. Every partition reads the whole log and skips the others' events (its
+ * checkpoint still moves past them). Fails with `InvalidArgument` for bad options, or with the handler's error when a
+ * partition's retry Schedule gave up. See docs/scaling.md.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const runGroup = <E, R, O extends GroupOptions<E> = GroupOptions<E>>(
+  projection: Projection.Projection<E, R>,
+  options: O
+): Effect.Effect<never, Error<E> | EventStore.InvalidArgument, R | Requirements<O>> =>
+  Effect.scoped(Effect.flatMap(forkGroupScoped(projection, options), (group) => group.join))
+
+/**
+ * Each partition of a group: its member, checkpoint and lag (see {@link PartitionStatus}). Reads the checkpoint
+ * store and the tail of the global log; works from any process.
+ *
+ * @since 0.3.0
+ * @category consumer groups
+ */
+export const groupStatus = (options: {
+  readonly group: string
+  readonly partitions: number
+  readonly checkpoints?: CheckpointStore.CheckpointStore.Service | undefined
+}): Effect.Effect<
+  ReadonlyArray<PartitionStatus>,
+  CheckpointStore.CheckpointStoreError | EventStore.EventStoreError | EventStore.InvalidArgument,
+  EventStore.EventStore | CheckpointStore.CheckpointStore
+> => consumerGroup.status(options)

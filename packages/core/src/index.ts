@@ -39,6 +39,16 @@ export * as HttpConventions from "./HttpConventions.js"
 export * as InMemoryEventStore from "./InMemoryEventStore.js"
 
 /**
+ * @since 0.3.0
+ */
+export * as Metrics from "./Metrics.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as ParkedEvents from "./ParkedEvents.js"
+
+/**
  * @since 0.1.0
  */
 export * as Projection from "./Projection.js"

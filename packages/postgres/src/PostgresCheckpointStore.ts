@@ -10,6 +10,7 @@
  *   event twice nor loses one. Side effects outside that database (HTTP calls, brokers) stay at-least-once.
  * - **One consumer per name, across processes**: `acquire` waits on `pg_advisory_lock` on a reserved connection. When
  *   the holder's connection dies the lock is released by the server and a waiting consumer takes over.
+ *   `tryAcquire` uses `pg_try_advisory_lock` instead and answers `None` at once when the name is held.
  * - **Fencing**: acquiring bumps the row's `generation`; a lease's saves are `update ... where generation = $own
  *   and position is not distinct from $last`, and take the row lock. A consumer that lost its lease (or whose last
  *   commit had an unknown outcome) fails with `LeaseLost` and its transaction rolls back; a consumer taking over waits
@@ -45,8 +46,12 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Operations from "./internal/checkpointOperations.js"
+import * as Scope from "effect/Scope"
 import * as schemaSql from "./internal/schema.js"
 import { reserveSafely, transaction } from "./internal/transaction.js"
 
@@ -107,23 +112,36 @@ export const make = (
           on conflict (name) do update
           set position = excluded.position, generation = ${table}.generation + 1, updated_at = now()`
 
-    const acquire = (name: string) =>
+    /** `wait`: `pg_advisory_lock` (waits); otherwise `pg_try_advisory_lock` (`None` when another session holds it) */
+    const take = (name: string, wait: boolean) =>
       Effect.gen(function*() {
-        const conn = yield* reserveSafely(sql)
+        // the connection and its unlock live in a scope of their own, closed at once when the lock is not taken
+        const own = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+        const conn = yield* Scope.extend(reserveSafely(sql), own).pipe(
+          Effect.onError(() => Scope.close(own, Exit.void))
+        )
         const key = `${qualified}:${name}`
         // unlock unconditionally: an interrupted wait may still have obtained the lock on this connection
-        yield* Effect.addFinalizer(() =>
+        yield* Scope.addFinalizer(
+          own,
           conn.execute(
             "select pg_advisory_unlock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
             [key],
             undefined
           ).pipe(Effect.ignore)
         )
-        yield* conn.execute(
-          "select pg_advisory_lock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
+        const locked = yield* conn.execute(
+          `select ${
+            wait ? "pg_advisory_lock" : "pg_try_advisory_lock"
+          }(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)
+           as locked`,
           [key],
           undefined
         )
+        if (!wait && (locked[0] as { readonly locked: unknown } | undefined)?.locked !== true) {
+          yield* Scope.close(own, Exit.void)
+          return Option.none<CheckpointStore.Lease>()
+        }
         const rows = yield* conn.execute(
           `insert into ${qualified} (name, position, generation) values ($1, null, 1)
            on conflict (name) do update set generation = ${qualified}.generation + 1, updated_at = now()
@@ -195,14 +213,29 @@ export const make = (
               )
             })
         }
-        return lease
+        return Option.some(lease)
       }).pipe(
         Effect.mapError((error) => isSqlError(error) ? toStoreError("acquire")(error) : error),
-        Effect.withSpan("PostgresCheckpointStore.acquire", { attributes: { "subscription.name": name } })
+        Effect.withSpan(wait ? "PostgresCheckpointStore.acquire" : "PostgresCheckpointStore.tryAcquire", {
+          attributes: { "subscription.name": name }
+        })
       )
+
+    const acquire = (name: string) =>
+      Effect.flatMap(
+        take(name, true),
+        Option.match({
+          onNone: () =>
+            Effect.fail(new CheckpointStore.CheckpointStoreError({ method: "acquire", cause: "lock not taken" })),
+          onSome: Effect.succeed
+        })
+      )
+
+    const operations = Operations.make({ sql: sql.withoutTransforms(), qualified })
 
     return {
       [CheckpointStore.TypeId]: CheckpointStore.TypeId,
+      ...operations,
       load: (name) =>
         sql<{ readonly position: unknown }>`select position from ${table} where name = ${name}`.pipe(
           Effect.map((rows) => rows.length === 0 ? Option.none() : toPosition(rows[0]!.position)),
@@ -218,7 +251,8 @@ export const make = (
           CheckpointStore.validatePosition("CheckpointStore.reset", position),
           Effect.mapError(Effect.asVoid(upsert(name, position ?? null)), toStoreError("reset"))
         ),
-      acquire
+      acquire,
+      tryAcquire: (name) => take(name, false)
     }
   })
 

@@ -9,6 +9,11 @@ export * as PostgresCheckpointStore from "./PostgresCheckpointStore.js"
 export * as PostgresEventStore from "./PostgresEventStore.js"
 
 /**
+ * @since 0.3.0
+ */
+export * as PostgresParkedEvents from "./PostgresParkedEvents.js"
+
+/**
  * @since 0.1.0
  */
 export * as PostgresSnapshotStore from "./PostgresSnapshotStore.js"

@@ -150,6 +150,12 @@ layer(Database.layer, { excludeTestServices: true })("frozen migrations on a rea
       // and the migrations ran: the store's tables and functions exist
       const rows = yield* sql<{ name: string }>`select p.proname as name from pg_proc p
         join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'event_store' order by 1`
-      assert.deepStrictEqual(rows.map((row) => row.name), ["append", "append_batch", "append_many", "append_one"])
+      assert.deepStrictEqual(rows.map((row) => row.name), [
+        "append",
+        "append_batch",
+        "append_many",
+        "append_one",
+        "delete_stream"
+      ])
     }))
 })

@@ -2,7 +2,7 @@ import { CheckpointStore, EventStore } from "@effect-eventsourcing/core"
 import { PostgresCheckpointStore } from "@effect-eventsourcing/postgres"
 import { SqlClient } from "@effect/sql"
 import { assert, layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, Layer, Option, Scope } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Layer, Option, Schedule, Scope } from "effect"
 import { freshDatabase } from "./utils.js"
 
 const Database = freshDatabase("checkpoints")
@@ -156,6 +156,38 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
       assert.strictEqual(lost._tag, "LeaseLost")
       yield* leaseB.save(2)
       assert.deepStrictEqual(yield* b.load("y"), Option.some(2))
+    }))
+
+  it.scoped("tryAcquire answers None at once while another session holds the name, the lease once it is free", () =>
+    Effect.gen(function*() {
+      const a = yield* storeIn("try-a")
+      const b = yield* storeIn("try-b")
+      // a refusal holds nothing (no connection of b's pool of 4 stays reserved), a lease lives in a scope of its own
+      const tryB = (name: string) => Effect.flatMap(Scope.make(), (scope) => Scope.extend(b.tryAcquire!(name), scope))
+      const held = yield* Scope.make()
+      const leaseA = yield* Scope.extend(a.acquire("t"), held)
+      yield* leaseA.save(3)
+      yield* a.acquire("held-by-a")
+      for (let i = 0; i < 8; i++) assert.isTrue(Option.isNone(yield* tryB("held-by-a")))
+      // does not wait: the holder keeps the name for as long as it lives
+      const refused = yield* tryB("t").pipe(Effect.timeout("5 seconds"))
+      assert.isTrue(Option.isNone(refused))
+      // another name is free
+      assert.isTrue(Option.isSome(yield* tryB("u")))
+      yield* Scope.close(held, Exit.void)
+      const taken = yield* tryB("t")
+      assert.isTrue(Option.isSome(taken) && Option.getOrNull(taken.value.position) === 3)
+      // the holder that died (its connection terminated) loses the name too
+      const c = yield* storeIn("try-c")
+      yield* c.acquire("v")
+      assert.isTrue(Option.isNone(yield* tryB("v")))
+      yield* terminate("try-c")
+      const after = yield* tryB("v").pipe(
+        Effect.flatMap((lease) => Option.isSome(lease) ? Effect.succeed(lease.value) : Effect.fail("held" as const)),
+        Effect.retry(Schedule.spaced("50 millis")),
+        Effect.timeout("10 seconds")
+      )
+      assert.strictEqual(after.name, "v")
     }))
 
   it.scoped("writes in lease.transaction commit or roll back together with the checkpoint", () =>

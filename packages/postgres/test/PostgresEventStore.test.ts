@@ -449,9 +449,10 @@ layer(Database.pool({ maxConnections: 16 }), { excludeTestServices: true, timeou
         assert.strictEqual(results.filter(Either.isRight).length, 5)
         const rows = yield* sql<{ migration_id: number }>`select migration_id from boot_race.migrations
           order by migration_id`
-        // every migration recorded (and so run) exactly once (the reserved numbers may leave gaps)
-        const ids = (yield* migrations("boot_race")).map(([id]) => id).sort((a, b) => a - b)
-        assert.deepStrictEqual(rows.map((r) => r.migration_id), ids)
+        // every migration of the loader recorded (and so run) exactly once (its ids need not be contiguous: numbers
+        // are reserved per branch)
+        const loaded = yield* migrations("boot_race")
+        assert.deepStrictEqual(rows.map((r) => r.migration_id), loaded.map(([id]) => id))
         assert.isTrue(rows.length >= 1)
         const store = Either.getOrThrow(results[0]!)
         const id = stream("boot")

@@ -41,6 +41,7 @@ export const withCommitHold = <E, R>(
     const inner = yield* EventStore.EventStore
     const sql = yield* SqlClient.SqlClient
     const pending: Array<Pending> = []
+    const pendingDeletes: Array<Pending> = []
 
     const held = (
       method: string,
@@ -71,20 +72,40 @@ export const withCommitHold = <E, R>(
           ),
           (results) => results[0]!
         ),
-      appendMany: (requests) => held("appendMany", requests, inner.appendMany(requests))
+      appendMany: (requests) => held("appendMany", requests, inner.appendMany(requests)),
+      // the next delete runs in a transaction of the test's that stays open until `release`; its tombstone's
+      // position is read on that transaction's connection (uncommitted rows show there)
+      delete: (streamId) =>
+        Effect.suspend(() => {
+          const hold = pendingDeletes.shift()
+          if (hold === undefined) return inner.delete(streamId)
+          return sql.withTransaction(Effect.gen(function*() {
+            yield* inner.delete(streamId)
+            const rows = yield* sql<{ readonly position: string }>`select max(position)::text as position
+              from "event_store".tombstones where stream_id = ${streamId}`
+            yield* Deferred.succeed(hold.reserved, [Number(rows[0]!.position)])
+            yield* Deferred.await(hold.release)
+          })).pipe(
+            Effect.catchTag("SqlError", (cause) =>
+              Effect.fail(new EventStore.EventStoreError({ method: "delete", cause })))
+          )
+        })
     })
-    const hold: EventStoreContract.CommitHold["Type"] = {
-      holdNextCommit: Effect.sync(() => {
+    const holdIn = (queue: Array<Pending>) =>
+      Effect.sync(() => {
         const next: Pending = {
           reserved: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
           release: Deferred.unsafeMake<void>(FiberId.none)
         }
-        pending.push(next)
+        queue.push(next)
         return {
           reserved: Deferred.await(next.reserved),
           release: Effect.asVoid(Deferred.succeed(next.release, undefined))
         }
       })
+    const hold: EventStoreContract.CommitHold["Type"] = {
+      holdNextCommit: holdIn(pending),
+      holdNextDelete: holdIn(pendingDeletes)
     }
     return Context.make(EventStore.EventStore, store).pipe(Context.add(EventStoreContract.CommitHold, hold))
   })).pipe(Layer.provide(store))

@@ -186,6 +186,54 @@ const resetCheck = withStore((store) =>
   })
 )
 
+const resetRequestCheck = withStore((store) =>
+  Effect.gen(function*() {
+    const a = yield* unique("cp")
+    const b = yield* unique("cp")
+    yield* ensureEqual(
+      yield* ok(store.pendingReset(a), "pendingReset"),
+      Option.none(),
+      "no reset request for an unknown name"
+    )
+    const first = yield* ok(store.requestReset(a, { position: 3 }), "requestReset")
+    yield* ensureEqual([first.position, first.allowDuplicates], [3, false], "the request keeps its position")
+    const second = yield* ok(store.requestReset(a, { allowDuplicates: true }), "requestReset")
+    yield* ensure(second.id !== first.id, "every request gets a new id")
+    const pending = yield* ok(store.pendingReset(a), "pendingReset")
+    yield* ensureEqual(
+      Option.map(pending, (r) => [r.id, r.position, r.allowDuplicates]),
+      Option.some([second.id, undefined, true]),
+      "a newer request replaces one not applied yet"
+    )
+    yield* ok(store.completeReset(a, first.id), "completeReset")
+    yield* ensure(
+      Option.isSome(yield* ok(store.pendingReset(a), "pendingReset")),
+      "completing an older id keeps a newer request"
+    )
+    yield* ok(store.completeReset(a, second.id), "completeReset")
+    yield* ensureEqual(yield* ok(store.pendingReset(a), "pendingReset"), Option.none(), "completeReset clears it")
+    yield* ensureAt(store, a, Option.none(), "a request does not move the checkpoint")
+    yield* ensureTypedFailure(store.requestReset(a, { position: -1 }), "requestReset with a negative position")
+
+    yield* ok(store.save(b, 5), "save")
+    yield* ok(store.recordError(b, "boom"), "recordError")
+    const [info] = yield* ok(store.info(b), "info")
+    yield* ensureEqual(
+      info === undefined ? undefined : [info.name, info.position, Option.map(info.lastError, (e) => e.message)],
+      [b, Option.some(5), Option.some("boom")],
+      "info(name) reports the checkpoint and the last error"
+    )
+    yield* ensure(Option.isNone(info!.holder), "no holder while no lease is held")
+    yield* Effect.scoped(Effect.gen(function*() {
+      yield* acquire(store, b)
+      const [held] = yield* ok(store.info(b), "info")
+      yield* ensure(held !== undefined && Option.isSome(held.holder), "info(name) shows a holder while a lease is held")
+    }))
+    const all = yield* ok(store.info(), "info")
+    yield* ensure(all.some((i) => i.name === a) && all.some((i) => i.name === b), "info() lists every name")
+  })
+)
+
 const invalid: ReadonlyArray<number> = [-5, 1.5, Number.NaN, Number.POSITIVE_INFINITY]
 
 const invalidPositionCheck = withStore((store) =>
@@ -365,6 +413,7 @@ const concurrentConsumersCheck = withStore((store) =>
 export const checks = {
   loadSave: named("loadSave", loadSaveCheck),
   reset: named("reset", resetCheck),
+  resetRequest: named("resetRequest", resetRequestCheck),
   invalidPosition: named("invalidPosition", invalidPositionCheck),
   leaseExclusive: named("leaseExclusive", leaseExclusiveCheck),
   leasePosition: named("leasePosition", leasePositionCheck),
@@ -391,6 +440,8 @@ export type CheckName = keyof typeof checks
 export const titles: { readonly [K in CheckName]: string } = {
   loadSave: "load / save by name: none for an unknown name, names independent, later saves replace, 0 and 2^53-1",
   reset: "reset(name, position) sets the checkpoint, reset(name) removes it, other names untouched",
+  resetRequest:
+    "requestReset / pendingReset / completeReset (by id, newest wins), recordError and info (holder while leased)",
   invalidPosition:
     "an invalid checkpoint position (negative, fractional, NaN, infinite) is refused with a typed error and nothing is saved",
   leaseExclusive: "a lease is exclusive: a second acquire waits for the first scope to close; other names do not wait",

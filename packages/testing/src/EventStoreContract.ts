@@ -39,6 +39,7 @@ import * as Stream from "effect/Stream"
 import type { ContractViolation } from "./internal/contract.js"
 import * as internal from "./internal/contract.js"
 import * as inputChecks from "./internal/inputChecks.js"
+import * as tombstoneChecks from "./internal/tombstoneChecks.js"
 import { show } from "./internal/values.js"
 
 const { describeError, ensure, ensureEqual, fail, ok, unique, withPatience } = internal
@@ -103,6 +104,13 @@ export class CommitHold extends Context.Tag("@effect-eventsourcing/testing/Event
   {
     /** The next `append` (or `appendMany`) gets its positions, then waits for `release` before it commits. */
     readonly holdNextCommit: Effect.Effect<HeldCommit>
+    /**
+     * The next `delete` of a stream with events gets its tombstone's position, then waits for `release` before it
+     * commits (optional: without it, the `subscribeHeldTombstone` check is skipped).
+     *
+     * @since 0.3.0
+     */
+    readonly holdNextDelete?: Effect.Effect<HeldCommit>
   }
 >() {}
 
@@ -768,6 +776,24 @@ const subscribeCatchUpThenLiveCheck = fixture(({ category, store, stream }) =>
   })
 )
 
+const headPositionCheck = fixture(({ store, stream }) =>
+  Effect.gen(function*() {
+    const s = stream("head")
+    const first = yield* ok(store.append(s, numbered(3), ExpectedVersion.NoStream), "append")
+    yield* ensureEqual(
+      yield* ok(store.headPosition, "headPosition"),
+      first.position,
+      "headPosition is the position of the last committed event"
+    )
+    const second = yield* ok(store.append(stream("head2"), numbered(2), ExpectedVersion.NoStream), "append")
+    yield* ensureEqual(
+      yield* ok(store.headPosition, "headPosition"),
+      second.position,
+      "headPosition follows appends"
+    )
+  })
+)
+
 const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
   Effect.gen(function*() {
     const hold = yield* Effect.serviceOption(CommitHold)
@@ -788,6 +814,7 @@ const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
     )
     yield* Effect.sleep(settle) // let the subscriber poll while the hole is open
     const during = yield* readAllOf(store, { filter: { categories: [category] } })
+    const headDuring = yield* ok(store.headPosition, "headPosition")
     yield* held.release
     yield* Fiber.join(slow)
     const delivered = yield* Fiber.join(subscriber)
@@ -800,6 +827,14 @@ const subscribeHeldCommitCheck = fixture(({ category, store, stream }) =>
     yield* ensureEqual(all.map((e) => e.type), ["Slow", "Fast"], "after release, both events in position order")
     yield* ensureEqual(positions(all)[0], reserved[0], "the held commit keeps its reserved position")
     yield* ensureExactlyOnceInOrder(delivered, all, "subscribe across a commit in flight")
+    yield* ensure(
+      headDuring < reserved[0]!,
+      `headPosition must not pass a commit in flight (position ${show(reserved)} held, headPosition ${headDuring})`
+    )
+    yield* ensure(
+      (yield* ok(store.headPosition, "headPosition")) >= all[all.length - 1]!.position,
+      "after release, headPosition reaches the later commit"
+    )
   })
 )
 
@@ -1064,13 +1099,25 @@ const hostileStreamIdsCheck = fixture(({ category, store, track }) =>
 // the bad-input checks (stream ids, events, numbers, event id case, conflicts naming the stored id)
 const input = inputChecks.make({ violation: internal.violation, withPatience })
 
+// the deletion checks (tombstones in the global log)
+const deletions = tombstoneChecks.make({
+  fixture,
+  withPatience,
+  holdNextDelete: Effect.map(
+    Effect.serviceOption(CommitHold),
+    (hold) => Option.flatMap(hold, (h) => Option.fromNullable(h.holdNextDelete))
+  ),
+  settle
+})
+
 // -------------------------------------------------------------------------------------
 // exports
 // -------------------------------------------------------------------------------------
 
 /**
  * Every check of the contract, by name, as a plain Effect (see {@link suite} for what they cover).
- * `subscribeHeldCommit` needs {@link CommitHold} in the context and checks nothing without it.
+ * `subscribeHeldCommit` needs {@link CommitHold} in the context and checks nothing without it; `subscribeHeldTombstone`
+ * needs its `holdNextDelete`.
  *
  * @example
  * ```ts
@@ -1095,9 +1142,13 @@ export const checks = {
   readRanges: named("readRanges", readRangesCheck),
   streamVersion: named("streamVersion", streamVersionCheck),
   readForFold: named("readForFold", readForFoldCheck),
+  headPosition: named("headPosition", headPositionCheck),
   readAllFilters: named("readAllFilters", readAllFiltersCheck),
   readAllTimeRange: named("readAllTimeRange", readAllTimeRangeCheck),
   delete: named("delete", deleteCheck),
+  tombstones: named("tombstones", deletions.tombstones),
+  subscribeTombstones: named("subscribeTombstones", deletions.subscribeTombstones),
+  subscribeHeldTombstone: named("subscribeHeldTombstone", deletions.subscribeHeldTombstone),
   lockExclusive: named("lockExclusive", lockExclusiveCheck),
   lockDoesNotBlock: named("lockDoesNotBlock", lockDoesNotBlockCheck),
   subscribeCatchUpThenLive: named("subscribeCatchUpThenLive", subscribeCatchUpThenLiveCheck),
@@ -1138,9 +1189,11 @@ export const titles: { readonly [K in CheckName]: string } = {
   readRanges: "read forward/backward with from, to and limit",
   streamVersion: "streamVersion is 0 for a missing stream and counts only its own stream",
   readForFold: "readForFold gives read's versions, positions, types and data; re-created streams get new positions",
+  headPosition: "headPosition is the position of the last committed event (never past a commit in flight)",
   readAllFilters: "readAll filters by categories, types, stream ids, from position and limit, in position order",
   readAllTimeRange: "readAll filters by recordedAt (after / before, exclusive)",
   delete: "delete: version 0 afterwards, gone from readAll, other streams untouched, can be re-created",
+  ...tombstoneChecks.titles,
   lockExclusive: "a second lock on a stream waits for the first scope to close; interrupted waiters/holders let go",
   lockDoesNotBlock: "a locked stream can be read, and other streams can be locked",
   subscribeCatchUpThenLive: "subscribe: catch-up then live, from a position, with filters; once each, in order",
@@ -1183,18 +1236,24 @@ export const suite = <E>(name: string, store: Layer.Layer<EventStore.EventStore,
     layer(store, { excludeTestServices: true, timeout })((it) => {
       for (const key of Object.keys(checks) as Array<CheckName>) {
         it.effect(titles[key], (ctx) => {
-          if (key !== "subscribeHeldCommit") return checks[key]
+          if (key !== "subscribeHeldCommit" && key !== "subscribeHeldTombstone") return checks[key]
           return Effect.flatMap(
             Effect.serviceOption(CommitHold),
             (hold) =>
-              Option.isSome(hold) ? checks[key] : Effect.sync(() => {
-                // report the check as skipped: `skip` marks the test, then throws to abort it, which we do not need
-                try {
-                  ctx.skip("the store's Layer provides no EventStoreContract.CommitHold")
-                } catch {
-                  // the test is marked as skipped
-                }
-              })
+              Option.isSome(hold) && (key === "subscribeHeldCommit" || hold.value.holdNextDelete !== undefined)
+                ? checks[key]
+                : Effect.sync(() => {
+                  // report the check as skipped: `skip` marks the test, then throws to abort it, which we do not need
+                  try {
+                    ctx.skip(
+                      key === "subscribeHeldCommit"
+                        ? "the store's Layer provides no EventStoreContract.CommitHold"
+                        : "the store's Layer provides no EventStoreContract.CommitHold with holdNextDelete"
+                    )
+                  } catch {
+                    // the test is marked as skipped
+                  }
+                })
           )
         }, Duration.toMillis(timeout))
       }

@@ -107,6 +107,20 @@ describe("CheckpointStoreContract has teeth: broken stores fail the relevant che
   }))
   violates("a store whose reset(name) does nothing", resetKeeps, "reset", "removes the checkpoint")
 
+  const clearsAnyRequest = broken((inner) => ({
+    completeReset: (name) =>
+      Effect.flatMap(
+        inner.pendingReset(name),
+        (pending) => Option.isSome(pending) ? inner.completeReset(name, pending.value.id) : Effect.void
+      )
+  }))
+  violates(
+    "a store whose completeReset clears a newer request",
+    clearsAnyRequest,
+    "resetRequest",
+    "keeps a newer request"
+  )
+
   const clamps = broken((inner) => ({
     save: (name, position) => inner.save(name, isInvalid(position) ? 0 : position),
     reset: (name, position) => inner.reset(name, isInvalid(position) ? 0 : position)

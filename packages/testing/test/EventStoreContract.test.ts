@@ -7,7 +7,8 @@ import { violates } from "./violates.js"
 // The suite itself runs on the in-memory store in packages/core (test/EventStoreContract.test.ts) and on PostgreSQL in
 // packages/postgres; here it is shown to fail on broken stores.
 
-type Impl = Omit<EventStore.EventStore.Service, EventStore.TypeId>
+// what a store implements (`readAll` / `subscribe` yield tombstones when asked: no overloads to satisfy)
+type Impl = Parameters<typeof EventStore.make>[0]
 
 /** The in-memory store with some operations replaced by broken ones. */
 const broken = (
@@ -85,7 +86,8 @@ const naiveStore = (
             }))
           }),
         delete: (streamId) => Effect.sync(() => void streams.delete(streamId)),
-        lock: () => Effect.void
+        lock: () => Effect.void,
+        headPosition: Effect.sync(() => visible.reduce((max, e) => Math.max(max, e.position), 0))
       })
       const hold: EventStoreContract.CommitHold["Type"] = {
         holdNextCommit: Effect.sync(() => {
@@ -167,6 +169,21 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
   const keepsDeleted = broken(() => ({ delete: () => Effect.void }))
   violates("a store whose delete does nothing", keepsDeleted, "delete", "version 0")
 
+  const noTombstones = broken((inner) => ({
+    readAll: (options) => inner.readAll({ ...options, deletions: false })
+  }))
+  violates("a store leaving no tombstone", noTombstones, "tombstones", "its tombstone")
+
+  const alwaysTombstones = broken((inner) => ({
+    subscribe: (options) => inner.subscribe({ ...options, deletions: true })
+  }))
+  violates("a store delivering tombstones unasked", alwaysTombstones, "subscribeTombstones", "no tombstone")
+
+  const liveWithoutTombstones = broken((inner) => ({
+    subscribe: (options) => inner.subscribe({ ...options, deletions: false })
+  }))
+  violates("a store whose subscriptions drop tombstones", liveWithoutTombstones, "subscribeTombstones", "once")
+
   const noLock = broken(() => ({ lock: () => Effect.void }))
   violates("a store whose lock does nothing", noLock, "lockExclusive", "granted while the first was held")
 
@@ -196,6 +213,18 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
     "subscribeHeldCommit",
     "subscribe across a commit in flight"
   )
+  const headPastHoles = broken((inner) => {
+    let highest = 0
+    const seen = (result: EventStore.AppendResult) =>
+      Effect.sync(() => void (highest = Math.max(highest, result.position)))
+    return {
+      append: (streamId, events, expected) => Effect.tap(inner.append(streamId, events, expected), seen),
+      headPosition: Effect.sync(() => highest)
+    }
+  })
+  violates("a store whose headPosition passes a commit in flight", headPastHoles, "subscribeHeldCommit", "headPosition")
+  const headStuck = broken(() => ({ headPosition: Effect.succeed(0) }))
+  violates("a store whose headPosition never moves", headStuck, "headPosition", "last committed event")
   violates(
     "a store with the classic gap bug, under real concurrency",
     naiveStore((position) => (position * 7) % 5),

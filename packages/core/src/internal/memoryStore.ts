@@ -1,4 +1,5 @@
 import * as Chunk from "effect/Chunk"
+import type * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -46,8 +47,8 @@ export const make = (
 ): Effect.Effect<{ readonly store: EventStore.EventStore.Service; readonly control: Control }> =>
   Effect.sync(() => {
     const streams = new Map<string, StreamState>()
-    /** index = position - 1; `undefined` for reserved, deleted or aborted positions */
-    const log: Array<EventStore.RecordedEvent | undefined> = []
+    /** index = position - 1 (events and tombstones); `undefined` for reserved, deleted or aborted positions */
+    const log: Array<EventStore.LogEntry | undefined> = []
     /** first positions of the commits that are reserved but not yet visible */
     const inFlight = new Set<number>()
     const holds: Array<Pending> = []
@@ -267,23 +268,38 @@ export const make = (
     const firstResult = (results: ReadonlyArray<EventStore.AppendResult>) => results[0]!
     const allResults = (results: ReadonlyArray<EventStore.AppendResult>) => results
 
+    /** the visible entries at positions `cursor + 1 .. end`: tombstones only when `deletions` */
+    const page = (
+      cursor: number,
+      end: number,
+      filter: EventStore.Filter | undefined,
+      deletions: boolean
+    ): Chunk.Chunk<EventStore.LogEntry> => {
+      const out: Array<EventStore.LogEntry> = []
+      for (let p = cursor + 1; p <= end; p++) {
+        const entry = log[p - 1]
+        if (entry === undefined) continue
+        if (EventStore.isTombstone(entry)) {
+          if (deletions && StoreKit.matchesEntry(filter, entry)) out.push(entry)
+        } else if (StoreKit.matchesFilter(filter, entry)) out.push(entry)
+      }
+      return Chunk.unsafeFromArray(out)
+    }
+
     const readAllFrom = (
       from: number,
       filter: EventStore.Filter | undefined,
+      deletions: boolean,
       upTo: () => number
-    ): Stream.Stream<EventStore.RecordedEvent> =>
+    ): Stream.Stream<EventStore.LogEntry> =>
       Stream.suspend(() => {
         let cursor = Math.max(1, from) - 1
         return Stream.repeatEffectChunkOption(Effect.suspend(() => {
           const end = Math.min(upTo(), cursor + PAGE)
           if (end <= cursor) return Effect.fail(Option.none())
-          const out: Array<EventStore.RecordedEvent> = []
-          for (let p = cursor + 1; p <= end; p++) {
-            const event = log[p - 1]
-            if (event !== undefined && StoreKit.matchesFilter(filter, event)) out.push(event)
-          }
+          const out = page(cursor, end, filter, deletions)
           cursor = end
-          return Effect.succeed(Chunk.unsafeFromArray(out))
+          return Effect.succeed(out)
         }))
       })
 
@@ -301,7 +317,71 @@ export const make = (
         return Stream.fromChunk(Chunk.unsafeFromArray(slice))
       })
 
+    const deleteHolds: Array<Pending> = []
+
+    /**
+     * Removes the stream's events and writes its tombstone at the next position, like a commit: visible only once
+     * every commit in flight before it has ended; held in flight itself by `Control.holdNextDelete`.
+     */
+    const removeStream = (streamId: StreamId, clock: Clock.Clock): Effect.Effect<void, EventStore.EventStoreError> => {
+      const stream = streams.get(streamId)
+      if (stream === undefined) return Effect.void
+      const version = visibleVersion(stream)
+      if (version === 0) {
+        // nothing visible to delete: no tombstone
+        streams.delete(streamId)
+        return Effect.void
+      }
+      const position = log.length + 1
+      const apply = () => {
+        const current = streams.get(streamId)
+        if (current !== undefined) {
+          for (const event of current.events) {
+            log[event.position - 1] = undefined
+            ids.delete(event.id)
+          }
+          streams.delete(streamId)
+        }
+        log[position - 1] = {
+          _tag: "Tombstone",
+          streamId,
+          version,
+          position,
+          recordedAt: recordedAtOf(clock.unsafeCurrentTimeMillis())
+        }
+        inFlight.delete(position)
+        notify()
+      }
+      log.push(undefined)
+      const hold = deleteHolds.shift()
+      if (hold === undefined) {
+        apply()
+        return Effect.void
+      }
+      inFlight.add(position)
+      const abort = Effect.sync(() => {
+        inFlight.delete(position)
+        notify()
+      })
+      return Deferred.succeed(hold.positions, [position]).pipe(
+        Effect.zipRight(Deferred.await(hold.release)),
+        Effect.onInterrupt(() => abort),
+        Effect.flatMap((commits) =>
+          commits ? Effect.sync(apply) : Effect.zipRight(
+            abort,
+            Effect.fail(
+              new EventStore.EventStoreError({
+                method: "delete",
+                cause: new Error("the held delete was rolled back (HeldCommit.rollback)")
+              })
+            )
+          )
+        )
+      )
+    }
+
     const store = EventStore.make({
+      name: "memory",
       append: (streamId, events, expected) => commit("append", [{ streamId, events, expected }], firstResult),
       appendMany: (requests) => commit("appendMany", requests, allResults),
       read,
@@ -320,25 +400,22 @@ export const make = (
       readAll: (options = {}) => {
         const stream = Stream.suspend(() => {
           const upTo = visibleUpTo()
-          return readAllFrom(options.from ?? 1, options.filter, () => upTo)
+          return readAllFrom(options.from ?? 1, options.filter, options.deletions === true, () => upTo)
         })
         return options.limit === undefined ? stream : Stream.take(stream, options.limit)
       },
       subscribe: (options = {}) =>
         Stream.suspend(() => {
           let cursor = Math.max(1, options.from ?? 1) - 1
+          const deletions = options.deletions === true
           return Stream.repeatEffectChunk(Effect.suspend(() => {
             const end = Math.min(visibleUpTo(), cursor + PAGE)
             if (end <= cursor) {
-              return Effect.as(Deferred.await(signal.next()), Chunk.empty<EventStore.RecordedEvent>())
+              return Effect.as(Deferred.await(signal.next()), Chunk.empty<EventStore.LogEntry>())
             }
-            const out: Array<EventStore.RecordedEvent> = []
-            for (let p = cursor + 1; p <= end; p++) {
-              const event = log[p - 1]
-              if (event !== undefined && StoreKit.matchesFilter(options.filter, event)) out.push(event)
-            }
+            const out = page(cursor, end, options.filter, deletions)
             cursor = end
-            return Effect.succeed(Chunk.unsafeFromArray(out))
+            return Effect.succeed(out)
           }))
         }),
       delete: (streamId) =>
@@ -348,36 +425,34 @@ export const make = (
             (handler) => handler.onDelete === undefined ? Effect.void : handler.onDelete(streamId),
             { discard: true }
           ).pipe(Effect.mapError((cause) => new EventStore.EventStoreError({ method: "delete", cause })))
-          return Effect.zipRight(
-            runHooks,
-            Effect.sync(() => {
-              const stream = streams.get(streamId)
-              if (stream === undefined) return
-              for (const event of stream.events) {
-                log[event.position - 1] = undefined
-                ids.delete(event.id)
-              }
-              streams.delete(streamId)
-              notify()
-            })
-          )
+          return Effect.zipRight(runHooks, Effect.clockWith((clock) => removeStream(streamId, clock)))
         }),
-      lock
+      lock,
+      headPosition: Effect.sync(() => {
+        // the last event below the first commit in flight (holes: rolled back or deleted positions)
+        for (let p = visibleUpTo(); p > 0; p--) {
+          if (log[p - 1] !== undefined) return p
+        }
+        return 0
+      })
     })
 
-    const control: Control = {
-      holdNextCommit: Effect.sync(() => {
+    const holdIn = (queue: Array<Pending>) =>
+      Effect.sync((): InMemoryEventStore.HeldCommit => {
         const pending: Pending = {
           positions: Deferred.unsafeMake<ReadonlyArray<number>>(FiberId.none),
           release: Deferred.unsafeMake<boolean>(FiberId.none)
         }
-        holds.push(pending)
+        queue.push(pending)
         return {
           reserved: Deferred.await(pending.positions),
           release: Effect.asVoid(Deferred.succeed(pending.release, true)),
           rollback: Effect.asVoid(Deferred.succeed(pending.release, false))
         }
       })
+    const control: Control = {
+      holdNextCommit: holdIn(holds),
+      holdNextDelete: holdIn(deleteHolds)
     }
 
     return { store, control }

@@ -60,6 +60,24 @@ export const matchesFilter = (filter: EventStore.Filter | undefined, event: Even
   return true
 }
 
+/**
+ * A filter over a global log entry: events as `matchesFilter`, tombstones by everything but `types` (they have none).
+ *
+ * @internal
+ */
+export const matchesEntry = (filter: EventStore.Filter | undefined, entry: EventStore.LogEntry): boolean => {
+  if (filter === undefined) return true
+  if (!EventStore.isTombstone(entry)) return matchesFilter(filter, entry)
+  if (filter.streamIds !== undefined && !filter.streamIds.includes(entry.streamId)) return false
+  if (filter.categories !== undefined) {
+    const category = entry.streamId.slice(0, entry.streamId.indexOf("-"))
+    if (!filter.categories.includes(category)) return false
+  }
+  if (filter.after !== undefined && entry.recordedAt.epochMillis <= filter.after.epochMillis) return false
+  if (filter.before !== undefined && entry.recordedAt.epochMillis >= filter.before.epochMillis) return false
+  return true
+}
+
 // -------------------------------------------------------------------------------------
 // idempotent appends
 // -------------------------------------------------------------------------------------

@@ -113,6 +113,22 @@ export const numberAt = (k: string, from: number, to: number): number => {
   return n
 }
 
+/** A row of the global log read with deletions: a tombstone's row has no type (null; see `globalPage`). */
+const toEntry = (row: GlobalRow): EventStore.LogEntry => {
+  if ((row.type as string | null) !== null) return toRecorded(row, undefined)
+  const k = row.k
+  const a = k.indexOf(" ")
+  const b = k.indexOf(" ", a + 1)
+  const c = k.indexOf(" ", b + 1)
+  return {
+    _tag: "Tombstone",
+    streamId: row.stream_id as StreamId.StreamId,
+    version: numberAt(k, a + 1, b),
+    position: numberAt(k, 0, a),
+    recordedAt: dateTimeOf(Math.round(numberAt(k, b + 1, c)))
+  }
+}
+
 const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.RecordedEvent => {
   // the same strings pg would have handed out for four columns (int8 and float8 text, the uuid's text form), and the
   // same conversions as before (`Number`, pg's float8 parser being `parseFloat`: the same value for float8 output)
@@ -167,9 +183,9 @@ export const defaultGlobalPageSize = 1_000
  * (a string decode and a type parser each): 1,000 rows of a stream read took 2.1-2.5 ms of client CPU instead of
  * 3.2-4.4 ms with the four separate columns (pg.Client, same query otherwise).
  */
-const packed = (e: string) =>
+const packed = (e: string, eventId = `${e}event_id::text`) =>
   `${e}position::text || ' ' || ${e}version::text || ' ' || (date_part('epoch', ${e}recorded_at) * 1000)::text || ' ' ` +
-  `|| ${e}event_id::text as k`
+  `|| ${eventId} as k`
 
 // empty metadata (the common case) comes back as null: no JSON parse per row
 const columns = `${packed("")}, type, data, nullif(metadata, '{}'::jsonb) as metadata`
@@ -203,14 +219,17 @@ const filterSql = (filter: EventStore.Filter | undefined, params: Array<unknown>
   return out
 }
 
+type Implementation = Parameters<typeof EventStore.make>[0]
+
 /** @internal */
 export interface Reader {
   readonly read: EventStore.EventStore.Service["read"]
   readonly readForFold: EventStore.EventStore.Service["readForFold"]
-  readonly readAll: EventStore.EventStore.Service["readAll"]
-  readonly subscribe: EventStore.EventStore.Service["subscribe"]
+  readonly readAll: Implementation["readAll"]
+  readonly subscribe: Implementation["subscribe"]
   /** the stream's version (0 when it has no events) */
   readonly versionOf: (streamId: string) => Effect.Effect<number, SqlError>
+  readonly headPosition: EventStore.EventStore.Service["headPosition"]
 }
 
 /** @internal */
@@ -307,7 +326,8 @@ export const make = (options: {
     cursor: number,
     head: number | undefined,
     filter: EventStore.Filter | undefined,
-    size: number
+    size: number,
+    deletions: boolean
   ) => {
     // The head is cut on the client: a two-sided range (`position > $1 and position <= head`) on a freshly filled
     // table (no statistics yet) makes the planner pick a bitmap scan plus a sort of the whole remaining range on
@@ -342,7 +362,22 @@ export const make = (options: {
         ? branches[0]!
         : `select * from (${branches.join(" union all ")}) u order by u.position limit $2`
     }
-    const text = `select ${packed("e.")}, e.stream_id, e.type, e.data, nullif(e.metadata, '{}'::jsonb) as metadata, ` +
+    if (deletions) {
+      // the tombstones (migration 8) merged in position order, cut at the same horizon: the rows of both tables are
+      // allocated positions and recorded ids alike; a tombstone has no event id, type, data nor metadata, and a
+      // types filter never excludes it
+      const untyped = { ...times, ...(categories && { categories }), ...(streamIds && { streamIds }) }
+      const tombstoneConditions = filterSql(untyped, params)
+      const tombstones =
+        `select e.position, null::uuid, e.stream_id, e.category, e.version, null::text, null::jsonb, ` +
+        `null::jsonb, e.recorded_at, e.xid from ${s}.tombstones e where e.position > $1${tombstoneConditions} ` +
+        `order by e.position limit $2`
+      inner = `select * from ((${inner}) union all (${tombstones})) x order by x.position limit $2`
+    }
+    const text =
+      `select ${
+        deletions ? packed("e.", "coalesce(e.event_id::text, '')") : packed("e.")
+      }, e.stream_id, e.type, e.data, nullif(e.metadata, '{}'::jsonb) as metadata, ` +
       `e.xid < s.horizon as safe ` +
       `from (select ${horizonSql} as horizon) s cross join lateral (${inner}) e`
     const query = sql.unsafe<GlobalRow>(text, params)
@@ -355,7 +390,7 @@ export const make = (options: {
           ? query
           : transaction(sql, Effect.zipRight(sql.unsafe("set local enable_bitmapscan = off"), query)))
     return Effect.map(run, (rows) => {
-      const events: Array<EventStore.RecordedEvent> = []
+      const events: Array<EventStore.LogEntry> = []
       let blocked = false
       let atHead = false
       for (const row of rows) {
@@ -363,7 +398,7 @@ export const make = (options: {
           blocked = true
           break
         }
-        const event = toRecorded(row, undefined)
+        const event = deletions ? toEntry(row) : toRecorded(row, undefined)
         if (head !== undefined && event.position > head) {
           atHead = true
           break
@@ -374,16 +409,22 @@ export const make = (options: {
     })
   }
 
-  const readAll = (readOptions: EventStore.ReadAllOptions = {}) => {
+  const readAll = (readOptions: EventStore.ReadAllOptions & Partial<EventStore.WithDeletions> = {}) => {
+    const deletions = readOptions.deletions === true
     const stream = Stream.unwrap(
       Effect.map(
-        sql.unsafe<{ head: string | null }>(`select max(position) as head from ${s}.events`),
+        sql.unsafe<{ head: string | null }>(
+          deletions
+            ? `select greatest((select max(position) from ${s}.events), (select max(position) from ${s}.tombstones)) ` +
+              `as head`
+            : `select max(position) as head from ${s}.events`
+        ),
         (rows) => {
           const head = Number(rows[0]?.head ?? 0)
           return Stream.paginateChunkEffect(
             Math.max(1, readOptions.from ?? 1) - 1,
             (cursor) =>
-              Effect.map(globalPage(cursor, head, readOptions.filter, globalPageSize), (page) => {
+              Effect.map(globalPage(cursor, head, readOptions.filter, globalPageSize, deletions), (page) => {
                 const next = page.events.length === 0 ? cursor : page.events[page.events.length - 1]!.position
                 return [
                   Chunk.unsafeFromArray(page.events),
@@ -397,8 +438,9 @@ export const make = (options: {
     return readOptions.limit === undefined ? stream : Stream.take(stream, readOptions.limit)
   }
 
-  const subscribe = (subscribeOptions: EventStore.SubscribeOptions = {}) =>
+  const subscribe = (subscribeOptions: EventStore.SubscribeOptions & Partial<EventStore.WithDeletions> = {}) =>
     Stream.unwrap(Effect.sync(() => {
+      const deletions = subscribeOptions.deletions === true
       let cursor = Math.max(1, subscribeOptions.from ?? 1) - 1
       let caughtUp = false
       let pending = signal.next()
@@ -409,7 +451,7 @@ export const make = (options: {
         // taken before the query, so that a wake-up during the query is not lost
         pending = signal.next()
         // a poll that lost its connection is tried again (the pool replaces it) before the stream fails
-        const page = yield* globalPage(cursor, undefined, subscribeOptions.filter, globalPageSize).pipe(
+        const page = yield* globalPage(cursor, undefined, subscribeOptions.filter, globalPageSize, deletions).pipe(
           Effect.retry({ while: isConnectionLoss, schedule: Schedule.exponential("50 millis"), times: 5 })
         )
         if (page.events.length > 0) {
@@ -423,5 +465,40 @@ export const make = (options: {
       Stream.mapError(storeError("subscribe"))
     )
 
-  return { read, readForFold, readAll, subscribe, versionOf }
+  /**
+   * The last position below the first row that is not yet safe (the first row a reader would stop at), read from
+   * the top of the log down, page by page: the rows that are not safe are the ones committed since the oldest
+   * writer still running took its id, the top of the log. The walk ends at the first page without any (or at the
+   * start of the log), so a log without writers in flight costs one page of the primary key.
+   */
+  const headPage = `select e.position::text as position, e.xid < s.horizon as safe
+    from (select ${horizonSql} as horizon) s
+    cross join lateral (select position, xid from ${s}.events where position < $1 order by position desc limit $2) e
+    order by e.position desc`
+  const headPosition = Effect.gen(function*() {
+    let below = Number.MAX_SAFE_INTEGER
+    let head = 0
+    let firstUnsafe: number | undefined
+    while (true) {
+      const rows = yield* sql.unsafe<{ readonly position: string; readonly safe: boolean }>(headPage, [
+        below,
+        globalPageSize
+      ])
+      let unsafeHere = false
+      for (const row of rows) {
+        const position = Number(row.position)
+        if (!row.safe) {
+          unsafeHere = true
+          firstUnsafe = position
+          head = 0
+        } else if (head === 0 && (firstUnsafe === undefined || position < firstUnsafe)) {
+          head = position
+        }
+      }
+      if (rows.length < globalPageSize || !unsafeHere) return head
+      below = Number(rows[rows.length - 1]!.position)
+    }
+  }).pipe(Effect.mapError(storeError("headPosition")))
+
+  return { read, readForFold, readAll, subscribe, versionOf, headPosition }
 }

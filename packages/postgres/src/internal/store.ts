@@ -5,9 +5,10 @@
  * @internal
  */
 import * as EventStore from "@effect-eventsourcing/core/EventStore"
-import type * as StreamId from "@effect-eventsourcing/core/StreamId"
+import * as StreamId from "@effect-eventsourcing/core/StreamId"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -93,12 +94,24 @@ export const make = <R>(
         (projection) => projection.onDelete === undefined ? Effect.void : withContext(projection.onDelete(streamId)),
         { discard: true }
       ).pipe(Effect.mapError(storeError("delete")))
-      const remove = sql.unsafe(
-        `with n as (delete from ${s}.snapshots where stream_id = $1) ` +
-          `delete from ${s}.events where stream_id = $1`,
-        [streamId]
-      )
+      // events and snapshot gone, and a tombstone at a new global position when the stream had events (migration 8)
+      const remove = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        sql.unsafe<{ readonly position: string | null }>(
+          `select ${s}.delete_stream($1, $2, $3, $4)::text as position`,
+          [
+            streamId,
+            StreamId.category(streamId),
+            new Date(now).toISOString(),
+            notify === "inTransaction" ? channel : null
+          ]
+        ))
       return transaction(sql, Effect.zipRight(hooks, remove)).pipe(
+        Effect.tap((rows) =>
+          Effect.sync(() => {
+            const position = rows[0]?.position
+            if (position !== null && position !== undefined) notifier.committed(Number(position))
+          })
+        ),
         Effect.catchAllDefect((defect) => Effect.fail(defect)),
         Effect.mapError((cause) =>
           typeof cause === "object" && cause !== null && "_tag" in cause && cause._tag === "EventStoreError"
@@ -112,6 +125,7 @@ export const make = <R>(
     const locks = Locking.make({ sql, schema, committed: () => notifier.committed(0) })
 
     return EventStore.make({
+      name: "postgres",
       append: (streamId, events, expected) =>
         Effect.map(commit("append", [{ streamId, events, expected }]), (results) => results[0]!),
       appendMany: (requests) => commit("appendMany", requests),
@@ -122,6 +136,7 @@ export const make = <R>(
       subscribe: reader.subscribe,
       delete: deleteStream,
       lock: locks.lock,
-      withLock: locks.withLock
+      withLock: locks.withLock,
+      headPosition: reader.headPosition
     })
   })

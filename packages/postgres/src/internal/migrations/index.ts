@@ -16,6 +16,8 @@ import * as appendFastPath from "./0003_append_fast_path.js"
 import * as appendOne from "./0004_append_one.js"
 import * as writersKey from "./0005_writers_key.js"
 import * as appendBatch from "./0006_append_batch.js"
+import * as subscriptionOperations from "./0007_subscription_operations.js"
+import * as tombstones from "./0008_tombstones.js"
 import * as createTimers from "./0009_create_timers.js"
 
 const run = (text: string) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(text))
@@ -29,5 +31,7 @@ export const migrations = (schema: string): Migrator.Loader =>
     "4_append_one": run(appendOne.migration(schema)),
     "5_writers_key": run(writersKey.migration(schema)),
     "6_append_batch": run(appendBatch.migration(schema)),
+    "7_subscription_operations": run(subscriptionOperations.migration(schema)),
+    "8_tombstones": run(tombstones.migration(schema)),
     "9_create_timers": run(createTimers.migration(schema))
   })
