@@ -44,6 +44,7 @@ import * as Aggregate from "./Aggregate.js"
 import * as EventStore from "./EventStore.js"
 import * as InternalRepository from "./internal/repository.js"
 import { retryOnly } from "./internal/retry.js"
+import type * as Repository from "./Repository.js"
 import type * as StreamId from "./StreamId.js"
 
 /**
@@ -84,6 +85,13 @@ export interface Options<Command> {
   readonly resend?: Schedule.Schedule<unknown, EventStore.CommitOutcomeUnknown>
   /** Metadata stored with every event of the command. */
   readonly metadata?: EventStore.EventMetadata | ((command: Command) => EventStore.EventMetadata)
+  /**
+   * Load through an aggregate state cache of the handler's own (see `Repository.CacheOptions`): a command reads
+   * only the events after the cached version, and a conflict reloads only the tail.
+   *
+   * @since 0.3.0
+   */
+  readonly cache?: Repository.CacheOptions | undefined
 }
 
 /**
@@ -235,7 +243,7 @@ export const make = <State, Command, Event, E>(
   aggregate: Aggregate.Aggregate<State, Command, Event, E>,
   options: Options<Command> = {}
 ): CommandHandler<State, Command, Event, E> => {
-  const repository = InternalRepository.make(aggregate)
+  const repository = InternalRepository.make(aggregate, { cache: options.cache }, "CommandHandler.make")
   const retry = options.retry ?? defaultRetry
   const resend = options.resend ?? defaultResend
   const lockOptions: EventStore.LockOptions | undefined = options.lockTimeout === undefined

@@ -146,6 +146,36 @@ export interface Repository<State, Command, Event, E> {
 }
 
 /**
+ * The aggregate state cache (opt-in): the repository keeps the last loaded `(state, version)` of up to `capacity`
+ * streams (least recently used first out, one cache per store service) and a load reads only the events after the
+ * cached version (`EventStore.readForFold` from that version), so appends of other processes are always seen. A
+ * stream deleted and re-created since, or an append rolled back, is recognised by the position of the cached
+ * version's event (positions are never reused) and folded again from the start. `loadAt` never uses the cache.
+ * Cached states are shared between loads: treat states as immutable values (as `evolve` should).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface CacheOptions {
+  /** How many streams to keep: a positive integer (otherwise every load fails with `InvalidArgument`). */
+  readonly capacity: number
+}
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Options {
+  /** Keep loaded states in an in-process cache (see {@link CacheOptions}); no cache by default. */
+  readonly cache?: CacheOptions | undefined
+}
+
+/**
+ * The repository of an aggregate. With `{ cache: { capacity } }` its loads go through the aggregate state cache
+ * (see {@link CacheOptions}), e.g. `Repository.make(Counter, { cache: { capacity: 10_000 } })`.
+ *
  * @example
  * ```ts
  * import { Aggregate, CommandHandler, InMemoryEventStore, Repository } from "@effect-eventsourcing/core"
@@ -185,8 +215,9 @@ export interface Repository<State, Command, Event, E> {
  * @category constructors
  */
 export const make = <State, Command, Event, E>(
-  aggregate: Aggregate.Aggregate<State, Command, Event, E>
-): Repository<State, Command, Event, E> => ({ [TypeId]: TypeId, ...internal.make(aggregate) })
+  aggregate: Aggregate.Aggregate<State, Command, Event, E>,
+  options?: Options
+): Repository<State, Command, Event, E> => ({ [TypeId]: TypeId, ...internal.make(aggregate, options) })
 
 /**
  * Options of {@link unitOfWork}.

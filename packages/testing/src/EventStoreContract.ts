@@ -477,6 +477,60 @@ const readRangesCheck = fixture(({ store, stream }) =>
   })
 )
 
+const readForFoldCheck = fixture(({ store, stream }) =>
+  Effect.gen(function*() {
+    const s = stream("fold")
+    const events = numbered(6).map((e, i) => i % 2 === 0 ? e : ev("Other", { n: i + 1 }, { correlationId: "c" }))
+    yield* ok(store.append(s, events.slice(0, 4), ExpectedVersion.NoStream), "append")
+    yield* ok(store.append(s, events.slice(4), ExpectedVersion.Exact(4)), "append")
+    const cases: ReadonlyArray<EventStore.FoldOptions> = [
+      {},
+      { from: 3 },
+      { to: 2 },
+      { from: 2, to: 5 },
+      { from: 7 },
+      { from: 4, to: 3 },
+      { to: 100 },
+      { from: 0 },
+      { limit: 2 },
+      { from: 2, limit: 3 },
+      { from: 5, limit: 10 },
+      { from: 2, to: 4, limit: 2 },
+      { limit: 0 }
+    ]
+    for (const options of cases) {
+      const recorded = yield* readStream(store, s, options)
+      const folded = yield* ok(store.readForFold(s, options), `readForFold(${show(options)})`)
+      yield* ensureEqual(
+        folded.map(({ data, position, type, version }) => ({ version, position, type, data })),
+        recorded.map(({ data, position, type, version }) => ({ version, position, type, data })),
+        `readForFold(${show(options)}) gives read's versions, positions, types and data`
+      )
+    }
+    // a read with more options than these is still read forward
+    const widened: EventStore.ReadOptions = { from: 2, direction: "backward", limit: 2 }
+    const forward = yield* ok(store.readForFold(s, widened), "readForFold(ReadOptions)")
+    yield* ensureEqual(forward.map((e) => e.version), [2, 3], "readForFold reads forward from `from`")
+    yield* ensureEqual(
+      yield* ok(store.readForFold(stream("none")), "readForFold"),
+      [],
+      "readForFold of a missing stream gives no events"
+    )
+    // re-created after a delete: new positions (a cached state is checked by them)
+    const before = yield* readStream(store, s)
+    yield* ok(store.delete(s), "delete")
+    yield* ok(store.append(s, events.slice(0, 2), ExpectedVersion.NoStream), "append")
+    const after = yield* ok(store.readForFold(s), "readForFold")
+    yield* ensureEqual(after.map((e) => e.version), [1, 2], "readForFold after a delete and a re-creation")
+    yield* ensure(
+      after.every((e) => !before.some((old) => old.position === e.position)),
+      `a re-created stream's events get new positions, got ${show(positions(before))} then ${
+        show(after.map((e) => e.position))
+      }`
+    )
+  })
+)
+
 const streamVersionCheck = fixture(({ store, stream }) =>
   Effect.gen(function*() {
     const s = stream("sv")
@@ -1087,6 +1141,7 @@ export const checks = {
   appendManyAtomicity: named("appendManyAtomicity", appendManyAtomicityCheck),
   readRanges: named("readRanges", readRangesCheck),
   streamVersion: named("streamVersion", streamVersionCheck),
+  readForFold: named("readForFold", readForFoldCheck),
   headPosition: named("headPosition", headPositionCheck),
   readAllFilters: named("readAllFilters", readAllFiltersCheck),
   readAllTimeRange: named("readAllTimeRange", readAllTimeRangeCheck),
@@ -1133,6 +1188,7 @@ export const titles: { readonly [K in CheckName]: string } = {
   appendManyAtomicity: "appendMany is atomic across streams: a conflict in one request writes nothing at all",
   readRanges: "read forward/backward with from, to and limit",
   streamVersion: "streamVersion is 0 for a missing stream and counts only its own stream",
+  readForFold: "readForFold gives read's versions, positions, types and data; re-created streams get new positions",
   headPosition: "headPosition is the position of the last committed event (never past a commit in flight)",
   readAllFilters: "readAll filters by categories, types, stream ids, from position and limit, in position order",
   readAllTimeRange: "readAll filters by recordedAt (after / before, exclusive)",
@@ -1156,7 +1212,7 @@ export const titles: { readonly [K in CheckName]: string } = {
  * test services: the checks use the real clock) and every check in {@link checks} becomes a test.
  *
  * The suite covers: stream versions and global positions; all four expected versions with the real actual version
- * in conflicts; atomic batches and atomic `appendMany` across streams; `read` directions, ranges and limits;
+ * in conflicts; atomic batches and atomic `appendMany` across streams; `read` directions, ranges and limits; `readForFold`;
  * `streamVersion`; `readAll` filters (categories, types, stream ids, time range, from position, limit); deletion;
  * lock exclusivity (reads and other streams never wait); subscriptions delivering every event exactly once in
  * position order (catch-up, live, commits in flight, concurrent writers); races with exactly one winner;

@@ -132,6 +132,30 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
   }))
   violates("a store ignoring read direction", ignoresDirection, "readRanges", "backward")
 
+  const foldDropsLast = broken((inner) => ({
+    readForFold: (streamId, options) =>
+      Effect.map(inner.readForFold(streamId, options), (events) => events.slice(0, -1))
+  }))
+  violates("a store whose readForFold drops the last event", foldDropsLast, "readForFold", "gives read's versions")
+
+  const foldIgnoresFrom = broken((inner) => ({ readForFold: (streamId) => inner.readForFold(streamId) }))
+  violates("a store whose readForFold ignores `from`", foldIgnoresFrom, "readForFold", "gives read's versions")
+
+  const foldIgnoresLimit = broken((inner) => ({
+    readForFold: (streamId, options) =>
+      inner.readForFold(streamId, {
+        ...(options?.from !== undefined && { from: options.from }),
+        ...(options?.to !== undefined && { to: options.to })
+      })
+  }))
+  violates("a store whose readForFold ignores `limit`", foldIgnoresLimit, "readForFold", "gives read's versions")
+
+  const reusesPositions = broken((inner) => ({
+    readForFold: (streamId, options) =>
+      Effect.map(inner.readForFold(streamId, options), (events) => events.map((e) => ({ ...e, position: e.version })))
+  }))
+  violates("a store whose readForFold reports reused positions", reusesPositions, "readForFold", "new positions")
+
   const ignoresLimit = broken((inner) => ({
     readAll: (options) => inner.readAll({ ...options, limit: undefined as never })
   }))

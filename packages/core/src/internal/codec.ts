@@ -13,6 +13,11 @@ export interface Codec<Event> {
     metadata: EventStore.EventMetadata | undefined
   ) => Either.Either<EventStore.EventData, Aggregate.EventEncodeError>
   readonly decode: (event: EventStore.RecordedEvent) => Either.Either<Event, Aggregate.EventDecodeError>
+  /** `decode` of an event read for a fold (`EventStore.readForFold`), which does not carry its stream id */
+  readonly decodeIn: (
+    streamId: StreamId,
+    event: EventStore.FoldEvent
+  ) => Either.Either<Event, Aggregate.EventDecodeError>
 }
 
 const cache = new WeakMap<object, Codec<unknown>>()
@@ -32,6 +37,35 @@ export const codec = <State, Command, Event, E>(
   const decode = Schema.decodeUnknownEither(aggregate.events)
   // the same results as `decode`, cheaper, for the shapes it knows (see fastDecode.ts); `Fail` falls back to `decode`
   const fast = FastDecode.compile(aggregate.events.ast)
+  const decodeIn = (
+    streamId: StreamId,
+    recorded: EventStore.FoldEvent
+  ): Either.Either<Event, Aggregate.EventDecodeError> => {
+    const data = recorded.data
+    if (typeof data !== "object" || data === null || Array.isArray(data)) {
+      return Either.left(
+        new Aggregate.EventDecodeError({
+          streamId,
+          version: recorded.version,
+          type: recorded.type,
+          cause: "event data is not a JSON object"
+        })
+      )
+    }
+    if (fast !== undefined) {
+      const value = fast(data, recorded.type)
+      if (value !== FastDecode.Fail) return Either.right(value as Event)
+    }
+    const decoded = decode(FastDecode.withTag(data, recorded.type))
+    return Either.isRight(decoded) ? Either.right(decoded.right) : Either.left(
+      new Aggregate.EventDecodeError({
+        streamId,
+        version: recorded.version,
+        type: recorded.type,
+        cause: decoded.left
+      })
+    )
+  }
   const result: Codec<Event> = {
     encode: (streamId, event, metadata) => {
       const encoded = encode(event)
@@ -47,32 +81,8 @@ export const codec = <State, Command, Event, E>(
       const { _tag, ...data } = encoded.right
       return Either.right(metadata === undefined ? { type: _tag, data } : { type: _tag, data, metadata })
     },
-    decode: (recorded) => {
-      const data = recorded.data
-      if (typeof data !== "object" || data === null || Array.isArray(data)) {
-        return Either.left(
-          new Aggregate.EventDecodeError({
-            streamId: recorded.streamId,
-            version: recorded.version,
-            type: recorded.type,
-            cause: "event data is not a JSON object"
-          })
-        )
-      }
-      if (fast !== undefined) {
-        const value = fast(data, recorded.type)
-        if (value !== FastDecode.Fail) return Either.right(value as Event)
-      }
-      const decoded = decode(FastDecode.withTag(data, recorded.type))
-      return Either.isRight(decoded) ? Either.right(decoded.right) : Either.left(
-        new Aggregate.EventDecodeError({
-          streamId: recorded.streamId,
-          version: recorded.version,
-          type: recorded.type,
-          cause: decoded.left
-        })
-      )
-    }
+    decode: (recorded) => decodeIn(recorded.streamId, recorded),
+    decodeIn
   }
   cache.set(aggregate, result as Codec<unknown>)
   return result

@@ -303,6 +303,20 @@ export const make = (
         }))
       })
 
+    const read = (streamId: StreamId, options: EventStore.ReadOptions = {}): Stream.Stream<EventStore.RecordedEvent> =>
+      Stream.suspend(() => {
+        const events = streams.get(streamId)?.events ?? []
+        const last = events.length === 0 ? 0 : events[events.length - 1]!.version
+        const from = Math.max(1, options.from ?? 1)
+        const to = Math.min(last, options.to ?? last)
+        if (to < from || (options.limit !== undefined && options.limit <= 0)) return Stream.empty
+        const offset = events[0]!.version
+        let slice = events.slice(from - offset, to - offset + 1)
+        if (options.direction === "backward") slice = slice.reverse()
+        if (options.limit !== undefined) slice = slice.slice(0, options.limit)
+        return Stream.fromChunk(Chunk.unsafeFromArray(slice))
+      })
+
     const deleteHolds: Array<Pending> = []
 
     /**
@@ -370,18 +384,17 @@ export const make = (
       name: "memory",
       append: (streamId, events, expected) => commit("append", [{ streamId, events, expected }], firstResult),
       appendMany: (requests) => commit("appendMany", requests, allResults),
-      read: (streamId, options = {}) =>
-        Stream.suspend(() => {
+      read,
+      // the recorded events are kept whole: a fold reads them as they are
+      readForFold: (streamId, options = {}) =>
+        Effect.sync(() => {
           const events = streams.get(streamId)?.events ?? []
           const last = events.length === 0 ? 0 : events[events.length - 1]!.version
           const from = Math.max(1, options.from ?? 1)
-          const to = Math.min(last, options.to ?? last)
-          if (to < from || (options.limit !== undefined && options.limit <= 0)) return Stream.empty
+          const to = Math.min(last, options.to ?? last, options.limit === undefined ? last : from + options.limit - 1)
+          if (to < from) return []
           const offset = events[0]!.version
-          let slice = events.slice(from - offset, to - offset + 1)
-          if (options.direction === "backward") slice = slice.reverse()
-          if (options.limit !== undefined) slice = slice.slice(0, options.limit)
-          return Stream.fromChunk(Chunk.unsafeFromArray(slice))
+          return events.slice(from - offset, to - offset + 1)
         }),
       streamVersion: (streamId) => Effect.sync(() => visibleVersion(streams.get(streamId))),
       readAll: (options = {}) => {

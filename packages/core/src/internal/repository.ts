@@ -1,3 +1,4 @@
+import * as Chunk from "effect/Chunk"
 import type * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -11,6 +12,7 @@ import * as ExpectedVersion from "../ExpectedVersion.js"
 import type * as Repository from "../Repository.js"
 import * as SnapshotStore from "../SnapshotStore.js"
 import * as StreamId from "../StreamId.js"
+import * as AggregateCache from "./aggregateCache.js"
 import { codec, encodeAll } from "./codec.js"
 import * as Snapshots from "./snapshots.js"
 import * as UnitOfWork from "./unitOfWork.js"
@@ -37,6 +39,16 @@ export interface Current<State> {
   readonly state: State
   readonly version: number
   readonly snapshot: number
+}
+
+/** Events per `readForFold` page of a load: a stream of up to this many events is read in one round trip. */
+const pageSize = 5_000
+
+/** A folded stream: state, version, and the position of the event at that version (0 for none). */
+interface Folded<State> {
+  readonly state: State
+  readonly version: number
+  readonly position: number
 }
 
 /** @internal The outcome of {@link Internal.appendTo}. */
@@ -74,65 +86,79 @@ export interface Internal<State, Command, Event, E>
 
 /** @internal */
 export const make = <State, Command, Event, E>(
-  aggregate: Aggregate.Aggregate<State, Command, Event, E>
+  aggregate: Aggregate.Aggregate<State, Command, Event, E>,
+  options: Repository.Options = {},
+  method = "Repository.make"
 ): Internal<State, Command, Event, E> => {
-  const { decode, encode } = codec(aggregate)
+  const { decode, decodeIn, encode } = codec(aggregate)
+  const cache = options.cache === undefined ? undefined : AggregateCache.make<State>(method, options.cache)
   const snapshots = Snapshots.make(aggregate)
   const streamIdOf = (id: string) => StreamId.make(aggregate.name, id)
 
   /**
-   * Folds a stream of recorded events from `start`, decoding each; returns the state and last version. With
-   * `snapshot`, the first event must be the one the snapshot ended with, recorded before it was taken (so the stream
-   * was not deleted and re-created since); otherwise the result is `undefined`.
+   * Folds a stream's events after `start` page by page (`page(from, limit)`; a short page is the last), decoding
+   * each; returns the state, last version and its position. With `first`, the read starts at `start.version`, whose
+   * event must be there and pass the check (a snapshot's: recorded before it was taken; a cached state's: the same
+   * position), so the stream was not deleted and re-created since; otherwise the result is `undefined`.
    */
-  const foldStream = (
-    events: Stream.Stream<EventStore.RecordedEvent, EventStore.ReadError>,
-    start: { readonly state: State; readonly version: number },
-    snapshot?: { readonly takenAt: DateTime.Utc }
-  ): Effect.Effect<
-    { state: State; version: number } | undefined,
-    Aggregate.EventDecodeError | EventStore.ReadError
-  > =>
-    // pulled chunk by chunk rather than `Stream.run*`, which forks a fiber per run and waits for it (several times
-    // the cost of an in-memory load, bench W4); one `yieldNow` at the end keeps a load a point where other fibers
-    // (background snapshot saves, concurrent commands) get to run, as the forked run did
-    Effect.scoped(Effect.flatMap(Stream.toPull(events), (pull) => {
-      const acc = { state: start.state, version: start.version }
-      let pending = snapshot
-      const loop: Effect.Effect<
-        { state: State; version: number } | undefined,
-        Aggregate.EventDecodeError | EventStore.ReadError
-      > = Effect.matchEffect(pull, {
-        onFailure: (error) =>
-          Option.isSome(error) ?
-            Effect.fail(error.value) :
-            Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc),
-        onSuccess: (chunk) => {
-          for (const recorded of chunk) {
-            if (pending !== undefined) {
-              if (recorded.version !== start.version || recorded.recordedAt.epochMillis > pending.takenAt.epochMillis) {
-                // stale snapshot: stop reading
-                return Effect.as(Effect.yieldNow(), undefined)
-              }
-              pending = undefined
-              continue
-            }
-            acc.version = recorded.version
-            if (aggregate.retired.has(recorded.type)) continue
-            const event = decode(recorded)
-            if (Either.isLeft(event)) return Effect.fail(event.left)
-            acc.state = aggregate.evolve(acc.state, event.right)
+  const foldStream = <A extends EventStore.FoldEvent>(
+    streamId: StreamId.StreamId,
+    page: (from: number, limit: number) => Effect.Effect<ReadonlyArray<A>, EventStore.ReadError>,
+    start: Folded<State>,
+    first?: (event: A) => boolean
+  ): Effect.Effect<Folded<State> | undefined, Aggregate.EventDecodeError | EventStore.ReadError> =>
+    Effect.suspend(() => {
+      const acc = { state: start.state, version: start.version, position: start.position }
+      let pending = first
+      const step = (
+        events: ReadonlyArray<A>
+      ): Effect.Effect<Folded<State> | undefined, Aggregate.EventDecodeError | EventStore.ReadError> => {
+        for (const recorded of events) {
+          if (pending !== undefined) {
+            // stale: stop reading
+            if (recorded.version !== start.version || !pending(recorded)) return Effect.succeed(undefined)
+            pending = undefined
+            acc.position = recorded.position
+            continue
           }
-          return loop
+          acc.version = recorded.version
+          acc.position = recorded.position
+          if (aggregate.retired.has(recorded.type)) continue
+          const event = decodeIn(streamId, recorded)
+          if (Either.isLeft(event)) return Effect.fail(event.left)
+          acc.state = aggregate.evolve(acc.state, event.right)
         }
-      })
-      return loop
-    }))
+        if (events.length === pageSize) return Effect.flatMap(page(acc.version + 1, pageSize), step)
+        // a load stays a point where other fibers (background snapshot saves, concurrent commands) get to run
+        return Effect.as(Effect.yieldNow(), pending !== undefined ? undefined : acc)
+      }
+      return Effect.flatMap(page(first === undefined ? start.version + 1 : start.version, pageSize), step)
+    })
 
-  const initial = { state: aggregate.initialState, version: 0 }
+  /** Pages of `readForFold`, up to version `to`. */
+  const foldPages = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId, to?: number) =>
+  (
+    from: number,
+    limit: number
+  ) => store.readForFold(streamId, to === undefined ? { from, limit } : { from, to, limit })
+
+  /** Pages of `read` (recorded events: with their time), up to the last event recorded at or before `until`. */
+  const readPages = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId, until?: DateTime.DateTime) =>
+  (
+    from: number,
+    limit: number
+  ) =>
+    Effect.map(Stream.runCollect(store.read(streamId, { from, limit })), (chunk) => {
+      const events = Chunk.toReadonlyArray(chunk)
+      if (until === undefined) return events
+      const cut = events.findIndex((e) => e.recordedAt.epochMillis > until.epochMillis)
+      return cut === -1 ? events : events.slice(0, cut)
+    })
+
+  const initial: Folded<State> = { state: aggregate.initialState, version: 0, position: 0 }
 
   const fullLoad = (store: EventStore.EventStore.Service, streamId: StreamId.StreamId) =>
-    Effect.map(foldStream(store.read(streamId), initial), (loaded) => loaded ?? initial)
+    Effect.map(foldStream(streamId, foldPages(store, streamId), initial), (loaded) => loaded ?? initial)
 
   /** The snapshot policy after a load: saves the state when it is due; `last` is the snapshot it was folded from. */
   const loaded = (
@@ -145,22 +171,76 @@ export const make = <State, Command, Event, E>(
       : Effect.succeed({ streamId, state, version, snapshot: last })
 
   /** Folds from a trusted snapshot when there is one, and saves a new one when the policy says so. */
+  const loadFresh = (
+    store: EventStore.EventStore.Service,
+    streamId: StreamId.StreamId
+  ): Effect.Effect<readonly [Current<State>, Folded<State>], Aggregate.EventDecodeError | EventStore.ReadError> => {
+    const fromStart = () =>
+      Effect.flatMap(
+        fullLoad(store, streamId),
+        (full) => Effect.map(loaded(streamId, full, 0), (current) => [current, full] as const)
+      )
+    if (!snapshots.enabled) {
+      return Effect.map(
+        fullLoad(store, streamId),
+        (full) => [{ streamId, state: full.state, version: full.version, snapshot: 0 }, full] as const
+      )
+    }
+    return Effect.flatMap(snapshots.load(streamId), (snapshot) => {
+      if (Option.isNone(snapshot)) return fromStart()
+      const { state, takenAt, version } = snapshot.value
+      return Effect.flatMap(
+        foldStream(
+          streamId,
+          readPages(store, streamId),
+          { state, version, position: 0 },
+          (recorded) => recorded.recordedAt.epochMillis <= takenAt.epochMillis
+        ),
+        (folded) =>
+          folded === undefined
+            ? fromStart()
+            : Effect.map(loaded(streamId, folded, version), (current) => [current, folded] as const)
+      )
+    })
+  }
+
+  /** The load of a write: through the cache when there is one (see `aggregateCache.ts`). */
   const current = (
     store: EventStore.EventStore.Service,
     streamId: StreamId.StreamId
   ): Effect.Effect<Current<State>, Aggregate.EventDecodeError | EventStore.ReadError> => {
-    if (!snapshots.enabled) {
-      return Effect.map(fullLoad(store, streamId), ({ state, version }) => ({ streamId, state, version, snapshot: 0 }))
+    if (cache === undefined) return Effect.map(loadFresh(store, streamId), ([current]) => current)
+    if (Either.isLeft(cache)) return Effect.fail(cache.left)
+    const lru = cache.right
+    const remember = ([current, folded]: readonly [Current<State>, Folded<State>]): Current<State> => {
+      if (current.version === 0) lru.delete(store, streamId)
+      else {
+        lru.set(store, streamId, {
+          state: current.state,
+          version: current.version,
+          position: folded.position,
+          snapshot: current.snapshot
+        })
+      }
+      return current
     }
-    return Effect.flatMap(snapshots.load(streamId), (snapshot) => {
-      if (Option.isNone(snapshot)) return Effect.flatMap(fullLoad(store, streamId), (full) => loaded(streamId, full, 0))
-      const { state, takenAt, version } = snapshot.value
+    // looked up when the load runs, not when it is built: a retried command reruns the same effect
+    return Effect.suspend(() => {
+      const entry = lru.get(store, streamId)
+      if (entry === undefined) return Effect.map(loadFresh(store, streamId), remember)
       return Effect.flatMap(
-        foldStream(store.read(streamId, { from: version }), { state, version }, { takenAt }),
+        foldStream(
+          streamId,
+          foldPages(store, streamId),
+          entry,
+          (event) => event.position === entry.position
+        ),
         (folded) =>
           folded === undefined
-            ? Effect.flatMap(fullLoad(store, streamId), (full) => loaded(streamId, full, 0))
-            : loaded(streamId, folded, version)
+            ? Effect.map(loadFresh(store, streamId), remember)
+            : folded.version === entry.version
+            ? Effect.succeed({ streamId, state: entry.state, version: entry.version, snapshot: entry.snapshot })
+            : Effect.map(loaded(streamId, folded, entry.snapshot), (current) => remember([current, folded]))
       )
     })
   }
@@ -214,7 +294,7 @@ export const make = <State, Command, Event, E>(
     version === current.version
       ? Effect.succeed(current.state)
       : Effect.map(
-        foldStream(store.read(current.streamId, { to: version }), initial),
+        foldStream(current.streamId, foldPages(store, current.streamId, version), initial),
         (loaded) => (loaded ?? initial).state
       )
 
@@ -254,7 +334,10 @@ export const make = <State, Command, Event, E>(
     retired: aggregate.retired,
     load: current,
     foldTo: (store, streamId, version) =>
-      Effect.map(foldStream(store.read(streamId, { to: version }), initial), (loaded) => (loaded ?? initial).state),
+      Effect.map(
+        foldStream(streamId, foldPages(store, streamId, version), initial),
+        (loaded) => (loaded ?? initial).state
+      ),
     prepare: (streamId, events, metadata, commandId) =>
       Effect.flatMap(
         FiberRef.get(currentMetadata),
@@ -291,11 +374,10 @@ export const make = <State, Command, Event, E>(
   const loadAt = (id: string, at: Repository.At) =>
     Effect.flatMap(streamIdOf(id), (streamId) =>
       Effect.flatMap(EventStore.EventStore, (store) => {
-        const events = "version" in at
-          ? store.read(streamId, { to: at.version })
-          : Stream.takeWhile(store.read(streamId), (e) => e.recordedAt.epochMillis <= at.until.epochMillis)
+        // never through the cache
+        const events = "version" in at ? foldPages(store, streamId, at.version) : readPages(store, streamId, at.until)
         return Effect.flatMap(
-          Effect.map(foldStream(events, initial), (loaded) => loaded ?? initial),
+          Effect.map(foldStream(streamId, events, initial), (loaded) => loaded ?? initial),
           ({ state, version }) =>
             version === 0
               ? Effect.fail(new Aggregate.AggregateNotFound({ streamId }))
@@ -306,7 +388,11 @@ export const make = <State, Command, Event, E>(
   return {
     aggregate,
     streamId: streamIdOf,
-    load: (id) => Effect.withSpan(load(id), "Repository.load", { attributes: { "aggregate": aggregate.name, id } }),
+    load: (id) =>
+      Effect.withSpan(load(id), "Repository.load", {
+        captureStackTrace: false,
+        attributes: { "aggregate": aggregate.name, id }
+      }),
     loadOption,
     loadOrInitial,
     exists: (id) =>
@@ -332,7 +418,9 @@ export const make = <State, Command, Event, E>(
       Effect.flatMap(streamIdOf(id), (streamId) =>
         Effect.flatMap(EventStore.EventStore, (store) =>
           Effect.zipRight(
-            store.delete(streamId),
+            cache !== undefined && Either.isRight(cache)
+              ? Effect.tap(store.delete(streamId), () => cache.right.delete(store, streamId))
+              : store.delete(streamId),
             Effect.flatMap(
               Effect.serviceOption(SnapshotStore.SnapshotStore),
               Option.match({ onNone: () => Effect.void, onSome: (snapshots) => snapshots.delete(streamId) })

@@ -148,6 +148,19 @@ const toRecorded = (row: EventRow, streamId?: StreamId.StreamId): EventStore.Rec
   }
 }
 
+interface FoldRow {
+  /** `"<version> <position>"` */
+  readonly k: string
+  readonly type: string
+  readonly data: unknown
+}
+
+const toFoldEvent = (row: FoldRow): EventStore.FoldEvent => {
+  const k = row.k
+  const a = k.indexOf(" ")
+  return { version: numberAt(k, 0, a), position: numberAt(k, a + 1, k.length), type: row.type, data: row.data }
+}
+
 /**
  * Rows per query when no `pageSize` is given: a stream of up to this many events is read in one round trip, and the
  * global log in few (constant memory either way).
@@ -176,6 +189,9 @@ const packed = (e: string, eventId = `${e}event_id::text`) =>
 
 // empty metadata (the common case) comes back as null: no JSON parse per row
 const columns = `${packed("")}, type, data, nullif(metadata, '{}'::jsonb) as metadata`
+
+// what a fold needs (`EventStore.FoldEvent`): three fields per row (the version and position packed as in `packed`)
+const foldColumns = `version::text || ' ' || position::text as k, type, data`
 
 const filterSql = (filter: EventStore.Filter | undefined, params: Array<unknown>): string => {
   if (filter === undefined) return ""
@@ -208,6 +224,7 @@ type Implementation = Parameters<typeof EventStore.make>[0]
 /** @internal */
 export interface Reader {
   readonly read: EventStore.EventStore.Service["read"]
+  readonly readForFold: EventStore.EventStore.Service["readForFold"]
   readonly readAll: Implementation["readAll"]
   readonly subscribe: Implementation["subscribe"]
   /** the stream's version (0 when it has no events) */
@@ -276,6 +293,30 @@ export const make = (options: {
         })
       })
     }).pipe(Stream.mapError(storeError("read")))
+
+  const foldText = `select ${foldColumns} from ${s}.events where stream_id = $1 and version >= $2 and version <= $3 ` +
+    `order by version asc limit $4`
+  const readForFold = (
+    streamId: StreamId.StreamId,
+    foldOptions: EventStore.FoldOptions = {}
+  ): Effect.Effect<ReadonlyArray<EventStore.FoldEvent>, EventStore.EventStoreError> => {
+    if (foldOptions.limit !== undefined && foldOptions.limit <= 0) return Effect.succeed([])
+    // one query: `limit null` is no limit (the caller chose the page)
+    const params = [
+      streamId,
+      Math.max(1, foldOptions.from ?? 1),
+      foldOptions.to ?? Number.MAX_SAFE_INTEGER,
+      foldOptions.limit ?? null
+    ]
+    return Effect.mapError(
+      Effect.map(sql.unsafe<FoldRow>(foldText, params), (rows) => {
+        const events = new Array<EventStore.FoldEvent>(rows.length)
+        for (let i = 0; i < rows.length; i++) events[i] = toFoldEvent(rows[i]!)
+        return events
+      }),
+      storeError("readForFold")
+    )
+  }
 
   /**
    * One page of the global log after `cursor`, cut before the first row that is not yet safe (see `horizon`).
@@ -459,5 +500,5 @@ export const make = (options: {
     }
   }).pipe(Effect.mapError(storeError("headPosition")))
 
-  return { read, readAll, subscribe, versionOf, headPosition }
+  return { read, readForFold, readAll, subscribe, versionOf, headPosition }
 }

@@ -130,6 +130,7 @@ export const make = <R>(
         Effect.map(commit("append", [{ streamId, events, expected }]), (results) => results[0]!),
       appendMany: (requests) => commit("appendMany", requests),
       read: reader.read,
+      readForFold: reader.readForFold,
       streamVersion: (streamId) => reader.versionOf(streamId).pipe(Effect.mapError(storeError("streamVersion"))),
       readAll: reader.readAll,
       subscribe: reader.subscribe,

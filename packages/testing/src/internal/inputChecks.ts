@@ -104,8 +104,7 @@ export const make = ({ violation, withPatience }: Tools): { readonly [K in keyof
       what
     )
 
-  const drain = <E>(stream: Stream.Stream<EventStore.RecordedEvent, E>) =>
-    Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
+  const drain = <A, E>(stream: Stream.Stream<A, E>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 
   /** a fresh category; the streams made through `stream` are deleted at the end */
   const fixture = (
@@ -176,6 +175,7 @@ export const make = ({ violation, withPatience }: Tools): { readonly [K in keyof
           `appendMany with ${what}`
         )
         yield* refused(drain(store.read(streamId)), "InvalidStreamId", `read of ${what}`)
+        yield* refused(store.readForFold(streamId), "InvalidStreamId", `readForFold of ${what}`)
       }
       yield* ensure(
         (yield* ok(store.streamVersion(good), "streamVersion")) === 0,
@@ -290,6 +290,14 @@ export const make = ({ violation, withPatience }: Tools): { readonly [K in keyof
       for (const n of numbers) {
         for (const key of ["from", "to", "limit"] as const) {
           yield* refused(drain(store.read(s, { [key]: n })), "InvalidArgument", `read({ ${key}: ${n} })`, "read")
+        }
+        for (const key of ["from", "to", "limit"] as const) {
+          yield* refused(
+            store.readForFold(s, { [key]: n }),
+            "InvalidArgument",
+            `readForFold({ ${key}: ${n} })`,
+            "readForFold"
+          )
         }
         for (const key of ["from", "limit"] as const) {
           yield* refused(
