@@ -152,9 +152,12 @@ export const forkGroupScoped = <E, R>(
     let seen: ReadonlyArray<number> = []
     const lock = yield* Effect.makeSemaphore(1)
 
+    // A member stopping interrupts its rebalance fiber, maybe inside `take` or `release`: the holder entry is written
+    // only for a partition already in `held` (and not interrupted halfway), and `release` is not interrupted
+    // halfway, so that `leave` forgets every entry this member wrote
     /** Lets go of a partition: forget the holder entry while still holding it, then close its lease's scope. */
     const release = (partition: number) =>
-      Effect.suspend(() => {
+      Effect.uninterruptible(Effect.suspend(() => {
         const current = held.get(partition)
         if (current === undefined) return Effect.void
         held.delete(partition)
@@ -162,7 +165,7 @@ export const forkGroupScoped = <E, R>(
           Effect.ignore(checkpoints.reset(holderName(group, partition, partitions))),
           Scope.close(current.scope, Exit.void)
         )
-      })
+      }))
 
     const take = (partition: number, member: number) =>
       Effect.gen(function*() {
@@ -172,10 +175,6 @@ export const forkGroupScoped = <E, R>(
           Effect.onError(() => Scope.close(scope, Exit.void))
         )
         if (Option.isNone(lease)) return yield* Scope.close(scope, Exit.void)
-        yield* checkpoints.save(holderName(group, partition, partitions), member).pipe(
-          Effect.onError(() => Scope.close(scope, Exit.void)),
-          Effect.catchTag("InvalidArgument", Effect.die)
-        )
         // the subscription gets the lease taken here; when it needs another one (its lease was lost or the
         // store failed) it is refused, shows "retrying", and the next rebalance lets go of the partition
         let handed = false
@@ -211,6 +210,10 @@ export const forkGroupScoped = <E, R>(
           scope
         )
         held.set(partition, { scope, subscription })
+        yield* Effect.uninterruptible(checkpoints.save(holderName(group, partition, partitions), member)).pipe(
+          Effect.onError(() => release(partition)),
+          Effect.catchTag("InvalidArgument", Effect.die)
+        )
       })
 
     /** Is the slot held by a live member? (Taking it for an instant when it is free.) */
