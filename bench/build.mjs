@@ -13,8 +13,8 @@ const here = fileURLToPath(new URL(".", import.meta.url))
 rmSync(`${here}dist`, { recursive: true, force: true })
 await build({
   absWorkingDir: here,
-  // main and the M1 child; profile.ts for CPU profiles of the code as the bench runs it
-  entryPoints: ["src/main.ts", "src/m1.ts", "src/profile.ts"],
+  // main, the M1 child and the G1 member; profile.ts for CPU profiles of the code as the bench runs it
+  entryPoints: ["src/main.ts", "src/m1.ts", "src/g1member.ts", "src/profile.ts"],
   outdir: "dist",
   bundle: true,
   splitting: true,

@@ -202,7 +202,7 @@ const runCase = async (
     if (!target.database) throw new Unsupported()
     const fresh = await freshDatabase(server!, `g1_r${run}_${target.name}`)
     try {
-      return await runG1(target, fresh.url)
+      return await runG1(target, fresh.url, run)
     } finally {
       await fresh.drop()
     }
@@ -309,14 +309,15 @@ const summarize = (rows: ReadonlyArray<Row>, options: Options): string => {
         notes.push(`missed ${sum("missed")}, duplicated ${sum("duplicated")} (all runs)`)
       }
       if (workload === "G1") {
+        const at = (key: string) => fmt(extraMedian(key) ?? 0)
+        const row = (handler: string) =>
+          `${handler}: one subscription ${at(`${handler}Subscription`)}, members 1/2/4 ${at(`${handler}Members1`)} / ${
+            at(`${handler}Members2`)
+          } / ${at(`${handler}Members4`)}`
         notes.push(
-          `events/s: one subscription ${fmt(extraMedian("subscription") ?? 0)}, group of 1 member ${
-            fmt(extraMedian("members1") ?? 0)
-          }, 2 members ${fmt(extraMedian("members2") ?? 0)}, 4 members ${
-            fmt(extraMedian("members4") ?? 0)
-          }; no-op handler: one subscription ${fmt(extraMedian("subscriptionNoop") ?? 0)}, group of 1 member ${
-            fmt(extraMedian("members1Noop") ?? 0)
-          }`
+          `events/s (member processes) ${row("cpu")}; ${row("sleep")}; noop: one subscription ${
+            at("noopSubscription")
+          }, 1 member ${at("noopMembers1")}`
         )
       }
       if (workload === "M1") {

@@ -249,7 +249,8 @@ export const workloads: Record<WorkloadId, Workload> = {
   },
   G1: {
     id: "G1",
-    description: "consumer group: 4,000 events, 8 partitions, a 1 ms handler; 1, 2 and 4 members vs one subscription",
+    description:
+      "consumer group: 8,000 events, 8 partitions, a 1 ms handler (CPU, sleep); 1, 2 and 4 member processes vs one subscription",
     pool: 8,
     run: () => Promise.reject(new Error("G1 runs in g1.ts"))
   }
