@@ -149,6 +149,6 @@ layer(Stores, { excludeTestServices: true, timeout: "120 seconds" })("aggregate 
           assert.deepStrictEqual([result.state, result.version], [expected.state, expected.version])
         }
       }),
-    { fastCheck: { numRuns: 150 } }
+    { fastCheck: { numRuns: 50 }, timeout: 120_000 }
   )
 })
