@@ -60,6 +60,20 @@ describe("telemetry", () => {
       )
 
       const finished = spans.getFinishedSpans()
+      // the exported spans, as an operator's tracing backend receives them
+      console.log(
+        finished.map((s) =>
+          `${s.name.padEnd(24)} trace ${s.spanContext().traceId.slice(0, 8)} span ${
+            s.spanContext().spanId.slice(0, 8)
+          }` +
+          ` parent ${s.parentSpanContext?.spanId.slice(0, 8) ?? "-       "}` +
+          (s.links.length === 0
+            ? ""
+            : ` links ${
+              s.links.map((l) => `${l.context.traceId.slice(0, 8)}/${l.context.spanId.slice(0, 8)}`).join(",")
+            }`)
+        ).join("\n")
+      )
       const named = (name: string): ReadableSpan => {
         const span = finished.find((s) => s.name === name)
         assert.isDefined(span, `no span ${name} among ${finished.map((s) => s.name).join(", ")}`)
