@@ -324,6 +324,8 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const meter = metering.subscriptionMeter(name)
     // a batch committed since the session started: the infrastructure backoff starts again from its shortest pause
     let progressed = false
+    // the handler's failures that are the infrastructure's (a process manager's stores): retried like the stores'
+    const infrastructure = logEntries.isInfrastructureFailure(projection)
 
     /** One try of the handler on `batch` and the checkpoint after it, in one transaction. */
     const attempt = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.LogEntry>) => {
@@ -332,7 +334,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
       const handler = logEntries.handleEntries(projection, batch)
       return lease.transaction(
         Effect.zipRight(
-          Effect.mapError(handler, (error) => new HandlerFailed(error)),
+          Effect.mapError(handler, (error) => infrastructure(error) ? error : new HandlerFailed(error)),
           orDieOnInvalid(lease.save(last))
         )
       ).pipe(
