@@ -22,7 +22,7 @@ declare module "vitest" {
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const apps = fileURLToPath(new URL("../apps/", import.meta.url))
-const packages = ["core", "testing", "postgres", "nats"] as const
+const packages = ["core", "testing", "postgres", "nats", "cli"] as const
 const npm = process.platform === "win32" ? "npm.cmd" : "npm"
 const tsc = Path.join(root, "node_modules", "typescript", "bin", "tsc")
 
@@ -317,6 +317,15 @@ describe("published packages", () => {
       await Fs.readFile(Path.join(cjs, "dist", "nats.js"), "utf8"),
       `require("@effect-eventsourcing/nats")`
     )
+    // the CLI from its tarball: the bin npm linked (shebang, executable bit) lists the ESM app's stream
+    const cli = await ok(Path.join(temp, "node_modules", ".bin", "eventsourcing"), [
+      "streams",
+      "list",
+      "--schema",
+      "smoke_esm",
+      "--json"
+    ], { cwd: esm, env })
+    assert.deepStrictEqual(cli.stdout.trim().split("\n").map((line) => JSON.parse(line).version), [2], cli.stdout)
     assert.deepStrictEqual(cjsRun.stdout.trim().split("\n"), [
       "cjs DeciderSpec: sold out (module loaded by require)",
       "cjs memory: version 2, reserved 4/10, refused SoldOut(free 6)",

@@ -74,12 +74,14 @@ import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import type * as Projection from "@effect-eventsourcing/core/Projection"
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
+import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as schemaSql from "./internal/schema.js"
 import * as internal from "./internal/store.js"
 
 /**
@@ -159,3 +161,36 @@ export const layerConfig = <R = never>(
   EventStore.EventStoreError | ConfigError.ConfigError,
   SqlClient.SqlClient | PgClient.PgClient | R
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), (options) => layer(options)))
+
+/**
+ * A migration of the store's schema, as {@link migrate} reports it.
+ *
+ * @since 0.3.0
+ * @category migrations
+ */
+export interface Migration {
+  readonly id: number
+  readonly name: string
+}
+
+/**
+ * Creates the schema (default `"event_store"`) and runs the store's migrations that have not run yet, the same way
+ * {@link make} does when it starts (serialised across processes, idempotent), and returns the migrations it ran now
+ * (none when the schema was up to date). For deployment scripts and the `eventsourcing migrate` command of
+ * `@effect-eventsourcing/cli`.
+ *
+ * @since 0.3.0
+ * @category migrations
+ */
+export const migrate = (
+  options?: { readonly schema?: string | undefined }
+): Effect.Effect<ReadonlyArray<Migration>, EventStore.EventStoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = yield* schemaSql.validSchema("migrate", options?.schema)
+    const sql = (yield* SqlClientTag).withoutTransforms()
+    const ran = yield* schemaSql.migrate(sql, schema).pipe(
+      Effect.catchAllDefect((defect) => Effect.fail(defect)),
+      Effect.mapError((cause) => new EventStore.EventStoreError({ method: "migrate", cause }))
+    )
+    return ran.map(([id, name]): Migration => ({ id, name }))
+  })
