@@ -584,8 +584,9 @@ export declare namespace EventStore {
       options?: LockOptions
     ) => Effect.Effect<A, E | WithLockError, R>
     /**
-     * The position of the last committed event a gap-safe reader can reach now (0 when there is none): never past
-     * a commit still in flight, so a subscription whose checkpoint is here has handled everything it can be handed.
+     * The position of the last committed event or {@link Tombstone} a gap-safe reader can reach now (0 when there is
+     * none): never past a commit or deletion still in flight, so a subscription whose checkpoint is here has handled
+     * everything it can be handed.
      *
      * @since 0.3.0
      */

@@ -6,7 +6,7 @@
  *   gives `make`): {@link appendDuration}, {@link eventsAppended}, {@link appendConflicts} (for `append` and
  *   `appendMany`);
  * - by every `Subscription`, tagged `subscription` (the projection's name): {@link subscriptionPosition},
- *   {@link subscriptionLag}, {@link eventsHandled}, {@link handlerFailures}, {@link batchDuration}, and
+ *   {@link subscriptionLag}, {@link subscriptionLagEvents}, {@link eventsHandled}, {@link handlerFailures}, {@link batchDuration}, and
  *   `Subscription.infrastructureRetries`.
  *
  * @example
@@ -89,6 +89,21 @@ export const subscriptionPosition: Metric.Metric.Gauge<number> = Metric.gauge(
 export const subscriptionLag: Metric.Metric.Gauge<number> = Metric.gauge(
   "effect_eventsourcing_subscription_lag_seconds",
   { description: "seconds between the recording of a subscription's last checkpointed entry and its checkpoint" }
+)
+
+/**
+ * `effect_eventsourcing_subscription_lag_events`: how far behind the writers a subscription is, in positions of the
+ * global log: the head (`EventStore.headPosition`) minus its checkpoint, when it checkpoints a batch. The head is
+ * read at most once a second per subscription (between, the last head read, or the checkpoint when it is past it:
+ * a lower bound, 0 once caught up). A filtered subscription counts the positions of the whole log, as
+ * `Subscription.status` does. Tagged `subscription`.
+ *
+ * @since 0.3.0
+ * @category metrics
+ */
+export const subscriptionLagEvents: Metric.Metric.Gauge<number> = Metric.gauge(
+  "effect_eventsourcing_subscription_lag_events",
+  { description: "global log positions between the head and a subscription's checkpoint" }
 )
 
 /**

@@ -16,10 +16,15 @@
  *   `processManager` = its name. An input's actions are done in order, before any later input of the instance; a
  *   marker in its stream records that they all are.
  * - **Failures**: it runs as a durable {@link Subscription.Subscription} named after it, so it follows the
- *   subscription's failure policy: a failing input (a command failing with something other than a domain error, the
- *   stores' errors) is retried with the `retry` Schedule, then the process manager stops (with a checkpoint before
- *   the failing event). On PostgreSQL a batch's writes (the instances' streams, the commands' events, the timers)
- *   commit with the checkpoint, in one transaction.
+ *   subscription's failure policy: a failing input (a command failing with something other than a domain error,
+ *   an event that does not decode) is retried with the `retry` Schedule, then the process manager stops (with a
+ *   checkpoint before the failing event; `onFailure: "stop"`, the default) or parks the input in the
+ *   {@link ParkedEvents.ParkedEvents} store and moves on (`onFailure: "park"`; the instance's later inputs wait
+ *   for the parked one: they park too until it is retried). The stores' failures (`EventStoreError`,
+ *   `CommitOutcomeUnknown`, `TimerStoreError`, `CheckpointStoreError`: a database outage) are not the input's:
+ *   they are retried for as long as it runs, with the subscription's backoff, from its checkpoint. On PostgreSQL a
+ *   batch's writes (the instances' streams, the commands' events, the timers) commit with the checkpoint, in one
+ *   transaction.
  * - **Durable timers**: {@link schedule} stores a timer in the {@link TimerStore.TimerStore}; the running process
  *   manager polls for due timers (`timerInterval`, default 1 second) and fires each once (its firing is recorded in
  *   the instance's stream under an id derived from the timer's).
@@ -66,9 +71,11 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Aggregate from "./Aggregate.js"
-import type * as CheckpointStore from "./CheckpointStore.js"
+import * as CheckpointStore from "./CheckpointStore.js"
 import * as EventStore from "./EventStore.js"
+import * as logEntries from "./internal/logEntries.js"
 import * as Engine from "./internal/processManager.js"
+import type * as ParkedEvents from "./ParkedEvents.js"
 import * as Projection from "./Projection.js"
 import * as StreamId from "./StreamId.js"
 import * as Subscription from "./Subscription.js"
@@ -229,8 +236,18 @@ export interface Options {
   readonly from?: number
   /** Events per checkpoint (and per transaction on PostgreSQL); default 100. */
   readonly batchSize?: number
-  /** Retries a failing input, then the process manager stops (default: the subscription's). */
+  /**
+   * Retries a failing input, then the process manager stops or parks it (`onFailure`); default: the subscription's.
+   * The stores' failures do not reach it (see the module docs).
+   */
   readonly retry?: Schedule.Schedule<unknown, Error>
+  /**
+   * What happens to an input when `retry` gives up on it: `"stop"` (the default) stops the process manager; `"park"`
+   * parks it in the `ParkedEvents` store (see `Subscription.Options.onFailure`) and moves on.
+   */
+  readonly onFailure?: "stop" | "park"
+  /** The parked-events store; default: the `ParkedEvents` service when `onFailure` is `"park"`. */
+  readonly parked?: ParkedEvents.ParkedEvents.Service
   /** How often due timers are looked for; default 1 second. */
   readonly timerInterval?: Duration.DurationInput
   /** Called before every step (tracing, and tests that stop the process at a chosen step). */
@@ -257,9 +274,10 @@ export interface Running {
  */
 export type Requirements = EventStore.EventStore | CheckpointStore.CheckpointStore | TimerStore.TimerStore
 
+/** The stores' failures: retried for as long as it runs, never stopping or parking an input. */
 const isInfrastructure = (error: unknown): boolean =>
   error instanceof EventStore.EventStoreError || error instanceof EventStore.CommitOutcomeUnknown ||
-  error instanceof TimerStore.TimerStoreError
+  error instanceof TimerStore.TimerStoreError || error instanceof CheckpointStore.CheckpointStoreError
 
 const definitionOf = <State, Event>(pm: ProcessManager<State, Event>): Engine.Definition<State, Event> => pm
 
@@ -269,10 +287,10 @@ const definitionOf = <State, Event>(pm: ProcessManager<State, Event>): Engine.De
  * @since 0.3.0
  * @category constructors
  */
-export const forkScoped = <State, Event>(
+export const forkScoped = <State, Event, O extends Options = Options>(
   pm: ProcessManager<State, Event>,
-  options: Options = {}
-): Effect.Effect<Running, never, Scope.Scope | Requirements> =>
+  options: O = {} as O
+): Effect.Effect<Running, never, Scope.Scope | Requirements | Subscription.Requirements<O>> =>
   Effect.gen(function*() {
     const name = pm.name
     const timers = yield* TimerStore.TimerStore
@@ -314,22 +332,29 @@ export const forkScoped = <State, Event>(
       return Effect.as(Engine.handle(definition, context, correlationId, candidate), correlationId)
     }
 
-    const projection = Projection.makeBatched({
-      name,
-      handleBatch: (events) =>
-        permit.withPermits(1)(Effect.gen(function*() {
-          let last: string | undefined
-          for (const event of events) last = (yield* one(event)) ?? last
-          if (last !== undefined) yield* onStep({ step: "checkpoint", correlationId: last, detail: "" })
-        }))
-    })
+    const projection = {
+      ...Projection.makeBatched({
+        name,
+        handleBatch: (events: ReadonlyArray<EventStore.RecordedEvent>) =>
+          permit.withPermits(1)(Effect.gen(function*() {
+            let last: string | undefined
+            for (const event of events) last = (yield* one(event)) ?? last
+            if (last !== undefined) yield* onStep({ step: "checkpoint", correlationId: last, detail: "" })
+          }))
+      }),
+      // a store that is down is not the input's fault: the subscription retries it like its own stores' failures
+      [logEntries.infrastructureFailure]: isInfrastructure
+    }
 
-    const subscription = yield* Subscription.forkScoped(projection, {
+    const subscriptionOptions: Subscription.Options<Engine.EngineError> = {
       ...(options.from === undefined ? {} : { from: options.from }),
       ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
       ...(options.retry === undefined ? {} : { retry: options.retry }),
+      ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
+      ...(options.parked === undefined ? {} : { parked: options.parked }),
       ...(pm.filter === undefined ? {} : { filter: pm.filter })
-    })
+    }
+    const subscription = yield* Subscription.forkScoped(projection, subscriptionOptions)
 
     const interval = options.timerInterval ?? "1 second"
     const fire = (timer: TimerStore.Timer) =>
@@ -376,10 +401,10 @@ export const forkScoped = <State, Event>(
  * @since 0.3.0
  * @category constructors
  */
-export const run = <State, Event>(
+export const run = <State, Event, O extends Options = Options>(
   pm: ProcessManager<State, Event>,
-  options?: Options
-): Effect.Effect<never, Error, Requirements> =>
+  options?: O
+): Effect.Effect<never, Error, Requirements | Subscription.Requirements<O>> =>
   Effect.scoped(Effect.flatMap(forkScoped(pm, options), (running) => running.join))
 
 /**
@@ -433,7 +458,8 @@ export const streamId = <State, Event>(
  * @since 0.3.0
  * @category layers
  */
-export const layer = <State, Event>(
+export const layer = <State, Event, O extends Options = Options>(
   pm: ProcessManager<State, Event>,
-  options?: Options
-): Layer.Layer<never, never, Requirements> => Layer.scopedDiscard(forkScoped(pm, options))
+  options?: O
+): Layer.Layer<never, never, Requirements | Subscription.Requirements<O>> =>
+  Layer.scopedDiscard(forkScoped(pm, options))

@@ -321,9 +321,12 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
     const stopped = yield* Deferred.make<never, Err>()
     const status = yield* Ref.make<Status<E>>({ state: "running", retries: 0, lastError: Option.none() })
     const retriesCounter = Metric.tagged(infrastructureRetries, "subscription", name)
-    const meter = metering.subscriptionMeter(name)
+    // the lag in events reads the head of the log at most once a second
+    const meter = metering.subscriptionMeter(name, store.headPosition)
     // a batch committed since the session started: the infrastructure backoff starts again from its shortest pause
     let progressed = false
+    // the handler's failures that are the infrastructure's (a process manager's stores): retried like the stores'
+    const infrastructure = logEntries.isInfrastructureFailure(projection)
 
     /** One try of the handler on `batch` and the checkpoint after it, in one transaction. */
     const attempt = (lease: CheckpointStore.Lease, batch: Chunk.Chunk<EventStore.LogEntry>) => {
@@ -332,7 +335,7 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
       const handler = logEntries.handleEntries(projection, batch)
       return lease.transaction(
         Effect.zipRight(
-          Effect.mapError(handler, (error) => new HandlerFailed(error)),
+          Effect.mapError(handler, (error) => infrastructure(error) ? error : new HandlerFailed(error)),
           orDieOnInvalid(lease.save(last))
         )
       ).pipe(
@@ -374,7 +377,10 @@ export const forkScoped = <E, R, O extends Options<E> = Options<E>>(
         Effect.flatMap((failed) => {
           if (Option.isSome(failed)) return Effect.fail(failed.value)
           progressed = true
-          return Effect.zipRight(meter.committed(batch), SubscriptionRef.set(processed, last))
+          return meter.committed(batch).pipe(
+            Effect.zipRight(meter.lag(last)),
+            Effect.zipRight(SubscriptionRef.set(processed, last))
+          )
         }),
         Effect.withSpan("Subscription.handle", {
           attributes: { "subscription.name": name, "events": Chunk.size(batch), "position": last },

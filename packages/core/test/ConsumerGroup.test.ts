@@ -187,6 +187,57 @@ describe("Subscription.runGroup", () => {
       assert.isTrue(after.every((row) => Option.isNone(row.member)), JSON.stringify(after))
     }).pipe(Effect.provide(Stores)))
 
+  it.live("a deletion runs onDelete once, in the partition owning the stream, in order with its events", () =>
+    Effect.gen(function*() {
+      const partitions = 3
+      const log: Array<{ readonly entry: string; readonly streamId: string; readonly partition: unknown }> = []
+      /** the partition handling the entry: the name on the subscription's batch span */
+      const record = (entry: string, streamId: string) =>
+        Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
+          Effect.sync(() =>
+            void log.push({
+              entry,
+              streamId,
+              partition: Option.getOrUndefined(span)?.attributes.get("subscription.name")
+            })
+          ))
+      const projection = Projection.make({
+        name: "unused",
+        handle: (event) => record(String((event.data as { readonly n: number }).n), event.streamId),
+        onDelete: (streamId) => record("deleted", streamId)
+      })
+      const store = yield* EventStore.EventStore
+      const options = { group: "d", partitions, rebalanceEvery: "20 millis" } as const
+      yield* Subscription.forkGroupScoped(projection, options)
+      yield* appendRounds(8, 0, 2)
+      // the partitions handle the events before the deletions remove them from the log
+      yield* eventually(
+        Subscription.groupStatus(options),
+        (rows) => rows.every((row) => Option.getOrElse(row.checkpoint, () => 0) === 16)
+      )
+      const deleted = [0, 1, 2, 3].map((i) => s(String(i)))
+      yield* Effect.forEach(deleted, (streamId) => store.delete(streamId), { discard: true })
+      let last = 0
+      for (const streamId of deleted) {
+        last = (yield* store.append(streamId, [ev(9)], ExpectedVersion.NoStream)).position
+      }
+      yield* eventually(
+        Subscription.groupStatus(options),
+        (rows) => rows.every((row) => Option.getOrElse(row.checkpoint, () => 0) === last)
+      )
+      for (let i = 0; i < 8; i++) {
+        const streamId = s(String(i))
+        const owner = `d[${Subscription.partitionOf(streamId, partitions)}/${partitions}]`
+        const mine = log.filter((row) => row.streamId === streamId)
+        assert.deepStrictEqual(
+          mine.map((row) => row.entry),
+          i < 4 ? ["0", "1", "deleted", "9"] : ["0", "1"],
+          `stream ${streamId}: its events and deletion once each, in order`
+        )
+        for (const row of mine) assert.strictEqual(row.partition, owner, `${streamId} ${row.entry} in its partition`)
+      }
+    }).pipe(Effect.scoped, Effect.provide(Stores)))
+
   it.live("a handler that fails for good stops the group with its error", () =>
     Effect.gen(function*() {
       yield* appendRounds(4, 0, 1)

@@ -9,7 +9,7 @@ import {
   Subscription
 } from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Metric, Option, Schedule, Schema } from "effect"
+import { Deferred, Effect, Layer, Metric, Option, Ref, Schedule, Schema } from "effect"
 
 const s = (id: string) => StreamId.unsafeMake("metered", id)
 const ev = (type: string): EventStore.EventData => ({ type, data: {} })
@@ -58,4 +58,33 @@ describe.sequential("Metrics", () => {
       assert.isTrue(lag >= 0 && lag < 60, `lag ${lag}`)
       assert.isTrue(Option.isSome(yield* (yield* CheckpointStore.CheckpointStore).load(name)))
     }).pipe(Effect.provide(Layer.merge(InMemoryEventStore.layer, CheckpointStore.layerMemory))))
+
+  it.scoped("subscriptions record their lag in events (head - checkpoint), reading the head at most once a second", () =>
+    Effect.gen(function*() {
+      const inner = yield* InMemoryEventStore.make()
+      const headReads = yield* Ref.make(0)
+      const store = EventStore.make({
+        ...inner,
+        headPosition: Effect.zipRight(Ref.update(headReads, (n) => n + 1), inner.headPosition)
+      })
+      for (let i = 0; i < 10; i++) yield* store.append(s(`lag-${i}`), [ev("A")], ExpectedVersion.NoStream)
+      const gate = yield* Deferred.make<void>()
+      const projection = Projection.make({
+        name: "metered-lag",
+        handle: (event) => event.position > 3 ? Deferred.await(gate) : Effect.void
+      })
+      const subscription = yield* Subscription.forkScoped(projection, { batchSize: 3 }).pipe(
+        Effect.provideService(EventStore.EventStore, store)
+      )
+      yield* subscription.awaitPosition(3)
+      const lag = () =>
+        Effect.map(Metric.value(bySubscription(Metrics.subscriptionLagEvents, projection.name)), (g) => g.value)
+      // the head is 10, the checkpoint 3
+      assert.strictEqual(yield* lag(), 7)
+      yield* Deferred.succeed(gate, undefined)
+      yield* subscription.awaitPosition(10)
+      assert.strictEqual(yield* lag(), 0)
+      // four batches, one read of the head (the first batch's; the others came within the second)
+      assert.strictEqual(yield* Ref.get(headReads), 1)
+    }).pipe(Effect.provide(CheckpointStore.layerMemory)))
 })

@@ -5,12 +5,13 @@ import {
   EventStore,
   ExpectedVersion,
   InMemoryEventStore,
+  ParkedEvents,
   ProcessManager,
   StreamId,
   TimerStore
 } from "@effect-eventsourcing/core"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Exit, Layer, Schedule, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Layer, Option, Ref, Schedule, Schema, Stream } from "effect"
 
 // a counter that refuses to go above 10, and an order whose placement makes the process add its quantity
 class Added extends Schema.TaggedClass<Added>()("Added", { n: Schema.Int }) {}
@@ -143,6 +144,57 @@ describe("ProcessManager", () => {
       assert(Exit.isFailure(exit))
       assert.include(String(exit.cause), "InvalidStreamId")
       assert.strictEqual(yield* running.subscription.processed, 0)
+    }).pipe(Effect.scoped, Effect.provide(Stores)))
+
+  it.live("onFailure park: a dispatch that keeps failing is parked and the process manager moves on", () =>
+    Effect.gen(function*() {
+      const parked = yield* ParkedEvents.makeMemory
+      const running = yield* ProcessManager.forkScoped(Orders, {
+        timerInterval: "10 millis",
+        retry: Schedule.recurs(1),
+        onFailure: "park",
+        parked
+      })
+      // "" is no aggregate id: InvalidStreamId, a handler failure, parked after the retry
+      const failing = yield* place("o7", "", 1)
+      const { position } = yield* place("o8", "c8", 2)
+      yield* running.subscription.awaitPosition(position)
+      const store = yield* EventStore.EventStore
+      assert.strictEqual(yield* store.streamVersion(StreamId.unsafeMake("counter", "c8")), 1)
+      const list = yield* parked.list({ subscription: "orders" })
+      assert.deepStrictEqual(list.map((p) => p.position), [failing.position])
+      assert.include(list[0]!.error, "InvalidStreamId")
+      assert.strictEqual((yield* running.subscription.status).state, "running")
+    }).pipe(Effect.scoped, Effect.provide(Stores)))
+
+  it.live("a store that is down is retried (not a handler failure): the process manager resumes when it is back", () =>
+    Effect.gen(function*() {
+      const down = yield* Ref.make(true)
+      const inner = yield* InMemoryEventStore.make()
+      // the instances' streams cannot be written while the store is "down"
+      const flaky = EventStore.make({
+        ...inner,
+        append: (streamId, events, expected) =>
+          Effect.flatMap(Ref.get(down), (isDown) =>
+            isDown && StreamId.category(streamId) === "orders"
+              ? Effect.fail(new EventStore.EventStoreError({ method: "append", cause: "connection refused" }))
+              : inner.append(streamId, events, expected))
+      })
+      return yield* Effect.gen(function*() {
+        const running = yield* ProcessManager.forkScoped(Orders, {
+          timerInterval: "10 millis",
+          retry: Schedule.recurs(1)
+        })
+        const { position } = yield* place("o9", "c9", 1)
+        yield* settle(running.subscription.status, (status) => status.retries >= 3)
+        const during = yield* running.subscription.status
+        assert.strictEqual(during.state, "retrying")
+        assert.include(String(Option.getOrUndefined(during.lastError)), "connection refused")
+        yield* Ref.set(down, false)
+        yield* running.subscription.awaitPosition(position)
+        assert.strictEqual(yield* inner.streamVersion(StreamId.unsafeMake("counter", "c9")), 1)
+        assert.strictEqual((yield* running.subscription.status).state, "running")
+      }).pipe(Effect.provideService(EventStore.EventStore, flaky))
     }).pipe(Effect.scoped, Effect.provide(Stores)))
 
   it.live("events it does not react to are skipped; one of its types that does not decode stops it", () =>

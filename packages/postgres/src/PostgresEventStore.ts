@@ -8,7 +8,9 @@
  *   least one event calls `append_one` with its events as one jsonb document; every other append (several requests,
  *   or one without events) calls `append_many` with the events as arrays (spread by `unnest`). The database
  *   enforces all four expected versions, with the unique key `(stream_id, version)` serialising writers of the same
- *   stream only; a conflict is a `ConcurrencyConflict` carrying the real actual version. Re-sending a committed batch
+ *   stream only; a conflict is a `ConcurrencyConflict` carrying the real actual version. `appendMany` writes its
+ *   requests in the order of their stream ids (results in the caller's order), so that units of work over the same
+ *   streams wait for each other instead of deadlocking. Re-sending a committed batch
  *   with the same event ids returns the original result (checked only when the append fails). If the connection is
  *   lost while committing, the store checks by event id whether the batch was committed and returns the result or
  *   `CommitOutcomeUnknown`. An append joins the caller's `sql.withTransaction` (inside a savepoint).

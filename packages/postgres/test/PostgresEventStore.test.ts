@@ -339,6 +339,61 @@ layer(Database.pool({ maxConnections: 16 }), { excludeTestServices: true, timeou
         }
       }))
 
+    it.scoped(
+      "concurrent appendMany over the same streams in opposite orders never deadlock",
+      () =>
+        Effect.gen(function*() {
+          const store = yield* PostgresEventStore.make()
+          const events = Array.from({ length: 20 }, (_, i) => ev(i))
+          const many = (ids: ReadonlyArray<StreamId.StreamId>) =>
+            Effect.either(
+              store.appendMany(ids.map((streamId) => ({ streamId, events, expected: ExpectedVersion.Any })))
+            )
+          const failures: Array<string> = []
+          for (let round = 0; round < 30; round++) {
+            const a = stream("dl")
+            const b = stream("dl")
+            const c = stream("dl")
+            const results = yield* Effect.all([many([a, b, c]), many([c, b, a]), many([b, c, a])], {
+              concurrency: "unbounded"
+            })
+            for (const result of results) {
+              if (Either.isLeft(result)) failures.push(`${result.left._tag}: ${result.left.message}`)
+            }
+            if (failures.length > 0) break
+            for (const id of [a, b, c]) assert.strictEqual(yield* store.streamVersion(id), 60)
+          }
+          assert.deepStrictEqual(failures, [])
+        }),
+      { timeout: 120_000 }
+    )
+
+    it.scoped("appendMany returns its results in the caller's order, whatever order it writes in", () =>
+      Effect.gen(function*() {
+        const store = yield* PostgresEventStore.make()
+        const z = StreamId.unsafeMake("zz", `order${++counter}`)
+        const a = StreamId.unsafeMake("aa", `order${++counter}`)
+        const results = yield* store.appendMany([
+          { streamId: z, events: [ev(1), ev(2), ev(3)], expected: ExpectedVersion.NoStream },
+          { streamId: a, events: [ev(4)], expected: ExpectedVersion.NoStream },
+          { streamId: z, events: [ev(5)], expected: ExpectedVersion.Exact(3) }
+        ])
+        const zs = yield* collect(store.read(z))
+        const as = yield* collect(store.read(a))
+        assert.deepStrictEqual(results, [
+          { version: 3, position: zs[2]!.position },
+          { version: 1, position: as[0]!.position },
+          { version: 4, position: zs[3]!.position }
+        ])
+        const conflict = yield* Effect.flip(store.appendMany([
+          { streamId: z, events: [ev(6)], expected: ExpectedVersion.Exact(4) },
+          { streamId: a, events: [ev(7)], expected: ExpectedVersion.Exact(9) }
+        ]))
+        assert(conflict instanceof EventStore.ConcurrencyConflict)
+        assert.strictEqual(conflict.streamId, a)
+        assert.strictEqual(conflict.actual, 1)
+      }))
+
     it.scoped("inline projections run in the append's transaction; a failure stores nothing", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient

@@ -791,6 +791,22 @@ const headPositionCheck = fixture(({ store, stream }) =>
       second.position,
       "headPosition follows appends"
     )
+    // a tombstone takes a position of the global log like an event: a log that ends with a deletion ends there
+    yield* ok(store.delete(stream("head2")), "delete")
+    const entries = yield* ok(
+      Effect.map(
+        Stream.runCollect(store.readAll({ filter: { streamIds: [stream("head2")] }, deletions: true })),
+        Chunk.toArray
+      ),
+      "readAll({ deletions: true })"
+    )
+    const tombstone = entries.find(EventStore.isTombstone)
+    yield* ensure(tombstone !== undefined, "delete leaves a tombstone")
+    yield* ensureEqual(
+      yield* ok(store.headPosition, "headPosition"),
+      tombstone!.position,
+      "headPosition counts tombstones: a log whose last entry is a deletion is at the tombstone's position"
+    )
   })
 )
 
@@ -1189,7 +1205,7 @@ export const titles: { readonly [K in CheckName]: string } = {
   readRanges: "read forward/backward with from, to and limit",
   streamVersion: "streamVersion is 0 for a missing stream and counts only its own stream",
   readForFold: "readForFold gives read's versions, positions, types and data; re-created streams get new positions",
-  headPosition: "headPosition is the position of the last committed event (never past a commit in flight)",
+  headPosition: "headPosition is the position of the last committed event or tombstone (never past a commit in flight)",
   readAllFilters: "readAll filters by categories, types, stream ids, from position and limit, in position order",
   readAllTimeRange: "readAll filters by recordedAt (after / before, exclusive)",
   delete: "delete: version 0 afterwards, gone from readAll, other streams untouched, can be re-created",

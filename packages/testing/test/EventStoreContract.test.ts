@@ -225,6 +225,13 @@ describe("EventStoreContract has teeth: broken stores fail the relevant checks",
   violates("a store whose headPosition passes a commit in flight", headPastHoles, "subscribeHeldCommit", "headPosition")
   const headStuck = broken(() => ({ headPosition: Effect.succeed(0) }))
   violates("a store whose headPosition never moves", headStuck, "headPosition", "last committed event")
+  const headWithoutTombstones = broken((inner) => ({
+    headPosition: Effect.map(
+      Stream.runCollect(inner.readAll()),
+      (events) => Chunk.reduce(events, 0, (max, e) => Math.max(max, e.position))
+    ).pipe(Effect.orDie)
+  }))
+  violates("a store whose headPosition ignores tombstones", headWithoutTombstones, "headPosition", "counts tombstones")
   violates(
     "a store with the classic gap bug, under real concurrency",
     naiveStore((position) => (position * 7) % 5),

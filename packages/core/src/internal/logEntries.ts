@@ -99,3 +99,24 @@ export const spanLinks = (entries: Chunk.Chunk<EventStore.LogEntry>): Array<Trac
   }
   return links
 }
+
+/**
+ * A projection may carry, under this key, which of its handler's failures are the infrastructure's (a store it
+ * writes to is down) rather than its own: a subscription retries those like its own stores' failures (for as long as
+ * it runs, with backoff, starting over from the checkpoint) instead of stepping the `retry` Schedule and stopping or
+ * parking. `ProcessManager` sets it (its handler reads and appends to the event store and schedules timers). A
+ * symbol key survives the spread of a projection (consumer groups restrict a projection by spreading it).
+ *
+ * @internal
+ */
+export const infrastructureFailure: unique symbol = Symbol.for(
+  "@effect-eventsourcing/core/Projection/infrastructureFailure"
+)
+
+/** @internal */
+export const isInfrastructureFailure = <E, R>(projection: Projection.Projection<E, R>): (error: E) => boolean => {
+  const classify = (projection as { readonly [infrastructureFailure]?: (error: unknown) => boolean })[
+    infrastructureFailure
+  ]
+  return classify ?? (() => false)
+}

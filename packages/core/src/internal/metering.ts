@@ -56,13 +56,36 @@ export const appendMeter = (store: string): AppendMeter => {
     })
 }
 
+/** How often a subscription reads the head of the log for its lag in events, at most. */
+const headInterval = 1_000
+
 /**
- * The metrics of one subscription.
+ * The metrics of one subscription. `head` reads the head of the log (`EventStore.headPosition`) for the lag in
+ * events: after a committed batch, at most once per `headInterval`; its failure leaves the gauge as it is.
  *
  * @internal
  */
-export const subscriptionMeter = (name: string) => {
+export const subscriptionMeter = (
+  name: string,
+  head: Effect.Effect<number, unknown>,
+  options: { readonly headInterval?: number } = {}
+) => {
   const tags = [MetricLabel.make("subscription", name)]
+  const interval = options.headInterval ?? headInterval
+  // the last head read (a lower bound of the head), and when it was read
+  let knownHead = 0
+  let readAt = Number.NEGATIVE_INFINITY
+  const lagEvents = (position: number) =>
+    Metrics.subscriptionLagEvents.unsafeUpdate(Math.max(0, knownHead - position), tags)
+  const refresh = (position: number) =>
+    Effect.matchEffect(head, {
+      onFailure: () => Effect.void,
+      onSuccess: (read) =>
+        Effect.sync(() => {
+          knownHead = Math.max(knownHead, read)
+          lagEvents(position)
+        })
+    })
   return {
     /** times a batch (whatever its outcome) */
     timed: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -87,6 +110,21 @@ export const subscriptionMeter = (name: string) => {
             tags
           )
         })
-      )
+      ),
+    /**
+     * The lag in events after a batch ending at `position`: the head is read again when the last read is older
+     * than the interval; otherwise the last read (raised to `position`) serves.
+     */
+    lag: (position: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        knownHead = Math.max(knownHead, position)
+        const now = clock.unsafeCurrentTimeMillis()
+        if (now - readAt < interval) {
+          lagEvents(position)
+          return Effect.void
+        }
+        readAt = now
+        return refresh(position)
+      })
   }
 }

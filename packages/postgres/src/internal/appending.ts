@@ -37,6 +37,29 @@ export type Rows = ReadonlyArray<{ readonly version: string; readonly positions:
 
 type Committed = { readonly _tag: "Committed"; readonly results: ReadonlyArray<EventStore.AppendResult> }
 
+/**
+ * The canonical order of a unit of work's requests, by stream id (stable: the requests of one stream keep their
+ * order), or `undefined` when they are in it already. `append_many` inserts the events in the order of its input
+ * arrays, and an insert waits on another transaction's uncommitted row of the same `(stream_id, version)`: two
+ * `appendMany` calls over the same streams in opposite orders would each hold the other's next key (a deadlock,
+ * 40P01). In one order everywhere, the later one waits for the earlier and then retries or conflicts as usual.
+ */
+const canonicalOrder = (requests: ReadonlyArray<EventStore.AppendRequest>): Array<number> | undefined => {
+  let sorted = true
+  for (let i = 1; i < requests.length; i++) {
+    if (requests[i - 1]!.streamId > requests[i]!.streamId) {
+      sorted = false
+      break
+    }
+  }
+  if (sorted) return undefined
+  return requests.map((_, i) => i).sort((x, y) => {
+    const a = requests[x]!.streamId
+    const b = requests[y]!.streamId
+    return a < b ? -1 : a > b ? 1 : x - y
+  })
+}
+
 const isVersionKeyViolation = (error: SqlError | EventStore.EventStoreError | EventStore.CommitOutcomeUnknown) =>
   error._tag === "SqlError" && isUniqueViolation(error, "events_stream_version_key")
 
@@ -323,7 +346,7 @@ export const make = <R>(options: {
 
   // The hot path of every append: one fiber-runtime step reads the clock and the caller's transaction (if any),
   // the requests are encoded synchronously, then exactly one statement runs (alone, or in a group commit).
-  return (
+  const run = (
     method: string,
     requests: ReadonlyArray<EventStore.AppendRequest>
   ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> =>
@@ -337,4 +360,16 @@ export const make = <R>(options: {
         ? batcher.submit(method, prepared)
         : single(method, prepared, joined)
     })
+
+  // several requests are written in the canonical order (no deadlock between units of work over the same streams)
+  // and answered in the caller's
+  return (method, requests) => {
+    const order = canonicalOrder(requests)
+    if (order === undefined) return run(method, requests)
+    return Effect.map(run(method, order.map((i) => requests[i]!)), (sorted) => {
+      const results = new Array<EventStore.AppendResult>(sorted.length)
+      for (let k = 0; k < sorted.length; k++) results[order[k]!] = sorted[k]!
+      return results
+    })
+  }
 }

@@ -470,10 +470,20 @@ export const make = (options: {
    * the top of the log down, page by page: the rows that are not safe are the ones committed since the oldest
    * writer still running took its id, the top of the log. The walk ends at the first page without any (or at the
    * start of the log), so a log without writers in flight costs one page of the primary key.
+   *
+   * The log is both tables: a tombstone (migration 8) takes its position from the same sequence in the same critical
+   * section as events, so a log whose last entry is a deletion is at the tombstone's position, and a deletion in
+   * flight holds the head back like an append in flight.
    */
   const headPage = `select e.position::text as position, e.xid < s.horizon as safe
     from (select ${horizonSql} as horizon) s
-    cross join lateral (select position, xid from ${s}.events where position < $1 order by position desc limit $2) e
+    cross join lateral (
+      select position, xid from (
+        (select position, xid from ${s}.events where position < $1 order by position desc limit $2)
+        union all
+        (select position, xid from ${s}.tombstones where position < $1 order by position desc limit $2)
+      ) u order by position desc limit $2
+    ) e
     order by e.position desc`
   const headPosition = Effect.gen(function*() {
     let below = Number.MAX_SAFE_INTEGER

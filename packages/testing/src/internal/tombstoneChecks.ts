@@ -55,7 +55,7 @@ export const titles = {
   subscribeTombstones:
     "subscribe with deletions: true delivers the tombstone in position order with the events; without, never",
   subscribeHeldTombstone:
-    "subscribe and readAll never pass a tombstone in flight (needs CommitHold.holdNextDelete, else nothing)"
+    "subscribe, readAll and headPosition never pass a tombstone in flight (needs CommitHold.holdNextDelete, else nothing)"
 } as const
 
 const ev = (type: string): EventStore.EventData => ({ type, data: {} })
@@ -253,6 +253,7 @@ export const make = (tools: Tools) => {
       )
       yield* Effect.sleep(tools.settle) // let the subscriber poll while the tombstone is in flight
       const during = yield* log(store, { filter })
+      const headDuring = yield* ok(store.headPosition, "headPosition")
       yield* held.release
       yield* Fiber.join(deleting)
       const delivered = yield* Fiber.join(subscriber)
@@ -260,6 +261,10 @@ export const make = (tools: Tools) => {
         during.every((e) => EventStore.isTombstone(e) || e.type !== "Fast"),
         `readAll must not pass a tombstone in flight (position ${show(reserved)} held, a later event committed): ` +
           `got ${show(during.map(describeEntry))}`
+      )
+      yield* ensure(
+        headDuring < reserved[0]!,
+        `headPosition must not pass a tombstone in flight (position ${show(reserved)} held, headPosition ${headDuring})`
       )
       const all = yield* log(store, { filter })
       yield* ensureEqual(
