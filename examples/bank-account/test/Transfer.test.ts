@@ -22,19 +22,29 @@ const runOptions = { timerInterval: "20 millis" } as const
 
 type Scenario = "completed" | "refunded" | "deadline"
 
+/**
+ * The test's own reads and set-up after a crash: a connection whose backend the crash terminated may still be handed
+ * out once by the pool (an `EventStoreError`), so they are tried again, as a real client would.
+ */
+const again = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.retry(self, {
+    times: 5,
+    while: (error) => typeof error === "object" && error !== null && "_tag" in error && error._tag === "EventStoreError"
+  })
+
 /** Accounts `<p>-a` (100) and `<p>-b`: open (completed), closed (refunded by the credit's refusal), never opened. */
 const setUp = (scenario: Scenario, p: string) =>
   Effect.gen(function*() {
-    yield* handle(`${p}-a`, new OpenAccount({ owner: "Ada" }))
-    yield* handle(`${p}-a`, new Deposit({ amount: 100 }))
+    yield* again(handle(`${p}-a`, new OpenAccount({ owner: "Ada" })))
+    yield* again(handle(`${p}-a`, new Deposit({ amount: 100 })))
     if (scenario === "deadline") return
-    yield* handle(`${p}-b`, new OpenAccount({ owner: "Bob" }))
-    if (scenario === "refunded") yield* handle(`${p}-b`, new CloseAccount())
+    yield* again(handle(`${p}-b`, new OpenAccount({ owner: "Bob" })))
+    if (scenario === "refunded") yield* again(handle(`${p}-b`, new CloseAccount()))
   })
 
 /** The events a transfer's commands wrote, per account, and whether any event id appears twice. */
 const written = (transferId: string, ids: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
+  again(Effect.gen(function*() {
     const store = yield* EventStore.EventStore
     const out: Record<string, Array<string>> = {}
     let duplicates = 0
@@ -44,7 +54,7 @@ const written = (transferId: string, ids: ReadonlyArray<string>) =>
       out[id] = events.filter((e) => e.metadata.correlationId === transferId).map((e) => e.type)
     }
     return { out, duplicates }
-  })
+  }))
 
 /** What a finished transfer must have written (and nothing more). */
 const expected = (status: TransferStatus, p: string): Record<string, Array<string>> =>
@@ -57,12 +67,13 @@ const expected = (status: TransferStatus, p: string): Record<string, Array<strin
 const balanceOf = (id: string) =>
   accounts.load(id).pipe(
     Effect.map((loaded) => loaded.state.balance),
-    Effect.catchTag("AggregateNotFound", () => Effect.succeed(0))
+    Effect.catchTag("AggregateNotFound", () => Effect.succeed(0)),
+    again
   )
 
 /** How often each timer fired in the instance's stream. */
 const firings = (transferId: string) =>
-  Effect.gen(function*() {
+  again(Effect.gen(function*() {
     const store = yield* EventStore.EventStore
     const events = yield* Stream.runCollect(store.read(StreamId.unsafeMake(Process.name, transferId)))
     const counts = new Map<string, number>()
@@ -72,7 +83,7 @@ const firings = (transferId: string) =>
       counts.set(timerId, (counts.get(timerId) ?? 0) + 1)
     }
     return Array.from(counts.values())
-  })
+  }))
 
 /**
  * Runs the process manager until its `k`-th step of the transfer (from 0), where it stops for good (the backend of
@@ -105,7 +116,7 @@ const runUntilStep = (
     yield* Effect.orDie(start)
     const outcome = yield* Effect.raceFirst(
       Effect.map(Deferred.await(crashed), Option.some),
-      Effect.as(Effect.orDie(awaitTransfer(Process, transferId)), Option.none<ProcessManager.Step>())
+      Effect.as(Effect.orDie(again(awaitTransfer(Process, transferId))), Option.none<ProcessManager.Step>())
     )
     yield* Scope.close(scope, Exit.void)
     return outcome
@@ -115,7 +126,7 @@ const runUntilStep = (
 const restart = (transferId: string) =>
   Effect.scoped(Effect.zipRight(
     ProcessManager.forkScoped(Process, runOptions),
-    Effect.orDie(awaitTransfer(Process, transferId))
+    Effect.orDie(again(awaitTransfer(Process, transferId)))
   ))
 
 const transfer = FastCheck.record({
@@ -165,12 +176,12 @@ const property = (list: ReadonlyArray<{ from: number; to: number; amount: number
     )
     yield* Effect.raceFirst(
       Deferred.await(died),
-      Effect.forEach(ids, (id) => Effect.orDie(awaitTransfer(Process, id)), { discard: true })
+      Effect.forEach(ids, (id) => Effect.orDie(again(awaitTransfer(Process, id))), { discard: true })
     )
     yield* Scope.close(scope, Exit.void)
     const states = yield* Effect.scoped(Effect.zipRight(
       ProcessManager.forkScoped(Process, runOptions),
-      Effect.forEach(ids, (id) => Effect.orDie(awaitTransfer(Process, id)))
+      Effect.forEach(ids, (id) => Effect.orDie(again(awaitTransfer(Process, id))))
     ))
     let total = 0
     for (const name of names.slice(0, 3)) total += yield* balanceOf(name)
