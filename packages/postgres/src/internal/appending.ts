@@ -63,10 +63,7 @@ export const make = <R>(options: {
   /** after a commit whose last position is `position` (> 0) */
   readonly committed: (position: number) => void
   readonly groupCommit: Options["groupCommit"]
-}): (
-  method: string,
-  requests: ReadonlyArray<EventStore.AppendRequest>
-) => Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> => {
+}): Appender => {
   const { channel, inline, notify: notifyMode, s, sql, versionOf, withContext } = options
 
   // one request with at least one event: its events as one jsonb document (migration 4)
@@ -321,20 +318,52 @@ export const make = <R>(options: {
     committed: options.committed
   })
 
+  const channelParam = notifyMode === "inTransaction" ? channel : null
+
   // The hot path of every append: one fiber-runtime step reads the clock and the caller's transaction (if any),
   // the requests are encoded synchronously, then exactly one statement runs (alone, or in a group commit).
-  return (
+  const commit = (
     method: string,
     requests: ReadonlyArray<EventStore.AppendRequest>
   ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> =>
     Effect.withFiberRuntime((fiber) => {
       const millis = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-      const prepared = prepare(method, requests, millis, notifyMode === "inTransaction" ? channel : null)
+      const prepared = prepare(method, requests, millis, channelParam)
       if (typeof prepared === "number") return neverMatches(method, requests[prepared]!)
       if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
-      const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
-      return batcher !== undefined && !joined && prepared.one && method === "append"
-        ? batcher.submit(method, prepared)
-        : single(method, prepared, joined)
+      return single(
+        method,
+        prepared,
+        Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
+      )
     })
+
+  const first = (results: ReadonlyArray<EventStore.AppendResult>) => results[0]!
+
+  return {
+    commit,
+    // one request: group commit when possible (its result without an array around it: no step to take it out)
+    append: (streamId, events, expected) =>
+      Effect.withFiberRuntime((fiber) => {
+        const millis = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+        const requests = [{ streamId, events, expected }]
+        const prepared = prepare("append", requests, millis, channelParam)
+        if (typeof prepared === "number") return neverMatches("append", requests[prepared]!)
+        if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
+        const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
+        return batcher !== undefined && !joined && prepared.one
+          ? batcher.submit("append", prepared)
+          : Effect.map(single("append", prepared, joined), first)
+      })
+  }
+}
+
+/** @internal */
+export interface Appender {
+  /** `append` (one request) or `appendMany`: exactly one statement (group commit is for `append` only) */
+  readonly commit: (
+    method: string,
+    requests: ReadonlyArray<EventStore.AppendRequest>
+  ) => Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError>
+  readonly append: EventStore.EventStore.Service["append"]
 }

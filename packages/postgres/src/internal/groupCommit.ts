@@ -35,10 +35,8 @@ import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import type { Prepared } from "./encoding.js"
 import { connectionFailure } from "./sqlErrors.js"
 
@@ -63,7 +61,13 @@ interface Pending {
   /** one request with at least one event (`prepared.one`): its params are those of `append_one` */
   readonly prepared: Prepared
   readonly tries: number
-  readonly done: Deferred.Deferred<EventStore.AppendResult, EventStore.AppendError>
+  /**
+   * The caller's wake-up (its fiber, suspended in `Effect.async`, runs the outcome it is given: whatever remains to
+   * be done for the request runs there); `undefined` until the caller is suspended.
+   */
+  resume: ((outcome: Outcome) => void) | undefined
+  /** an outcome settled before the caller was suspended */
+  early: Outcome | undefined
   /** the caller was interrupted before its request was sent: leave it out */
   cancelled: boolean
 }
@@ -77,10 +81,11 @@ interface Row {
 
 /** @internal */
 export interface GroupCommit {
+  /** one request of `append` (`prepared.one`): its result */
   readonly submit: (
     method: string,
     prepared: Prepared
-  ) => Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError>
+  ) => Effect.Effect<EventStore.AppendResult, EventStore.AppendError>
 }
 
 /** @internal */
@@ -118,7 +123,14 @@ export const make = (options: {
     effect: Effect.Effect<ReadonlyArray<EventStore.AppendResult>, E>
   ): Effect.Effect<EventStore.AppendResult, E> => Effect.map(effect, (results) => results[0]!)
 
-  const settle = (pending: Pending, outcome: Outcome) => Deferred.unsafeDone(pending.done, outcome)
+  const settle = (pending: Pending, outcome: Outcome) => {
+    const resume = pending.resume
+    if (resume === undefined) pending.early = outcome
+    else {
+      pending.resume = undefined
+      resume(outcome)
+    }
+  }
 
   /** A request that did not get in: an idempotent replay of a committed append, or `otherwise`. */
   const unlessReplayed = (pending: Pending, otherwise: Outcome): Outcome =>
@@ -247,12 +259,22 @@ export const make = (options: {
     method,
     prepared,
     tries,
-    done: Deferred.unsafeMake(FiberId.none),
+    resume: undefined,
+    early: undefined,
     cancelled: false
   })
 
+  // one suspension per waiting caller (no Deferred, no finalizer): interrupting it runs the canceller
+  // (the callback takes one parameter: with two, `Effect.async` would make an AbortSignal for each call)
   const wait = (pending: Pending): Outcome =>
-    Effect.onInterrupt(Deferred.await(pending.done), () => Effect.sync(() => pending.cancelled = true))
+    Effect.async<EventStore.AppendResult, EventStore.AppendError>((resume) => {
+      if (pending.early !== undefined) return resume(pending.early)
+      pending.resume = resume
+      return Effect.sync(() => {
+        pending.cancelled = true
+        pending.resume = undefined
+      })
+    })
 
   const enqueue = (method: string, prepared: Prepared, tries: number): Outcome => {
     if (inFlight >= maxInFlight) {
@@ -272,6 +294,6 @@ export const make = (options: {
   }
 
   return {
-    submit: (method, prepared) => Effect.map(enqueue(method, prepared, 0), (result) => [result])
+    submit: (method, prepared) => enqueue(method, prepared, 0)
   }
 }

@@ -76,7 +76,7 @@ export const make = <R>(
       signal: notifier.signal,
       startListener: notifier.startListener
     })
-    const commit = Appending.make({
+    const appender = Appending.make({
       sql,
       s,
       channel,
@@ -126,9 +126,8 @@ export const make = <R>(
 
     return EventStore.make({
       name: "postgres",
-      append: (streamId, events, expected) =>
-        Effect.map(commit("append", [{ streamId, events, expected }]), (results) => results[0]!),
-      appendMany: (requests) => commit("appendMany", requests),
+      append: appender.append,
+      appendMany: (requests) => appender.commit("appendMany", requests),
       read: reader.read,
       streamVersion: (streamId) => reader.versionOf(streamId).pipe(Effect.mapError(storeError("streamVersion"))),
       readAll: reader.readAll,
