@@ -312,6 +312,7 @@ export const make = <R>(options: {
     s,
     channel: notifyMode === "inTransaction" ? channel : null,
     maxBatch: typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined,
+    maxInFlight: typeof options.groupCommit === "object" ? options.groupCommit.maxInFlight : undefined,
     single: (method, prepared) => single(method, prepared, false),
     replayed,
     checkCommitted,

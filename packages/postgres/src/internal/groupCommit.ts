@@ -1,7 +1,7 @@
 /**
  * Group commit: concurrent single-stream appends (`append`, outside the caller's transaction, no inline projections)
- * share statements. While statements are in flight (`maxInFlight`, each on a connection of its own), the appends that
- * arrive queue up; when one is answered, the queue (up to `maxBatch` requests) goes in the next statement: one call
+ * share statements. While statements are in flight (`maxInFlight`, default 1, each on a connection of its own), the
+ * appends that arrive queue up; when one is answered, the queue (up to `maxBatch` requests) goes in the next statement: one call
  * of `append_batch` (migration 6), one transaction, one acquisition of the positions lock, one commit. An append that
  * finds a free slot is sent at once, alone, on the single-request path (`append_one`): no linger, nothing added when
  * idle.
@@ -44,12 +44,15 @@ import { connectionFailure } from "./sqlErrors.js"
 export const defaultMaxBatch = 64
 
 /**
- * Statements in flight at once, each on a connection of its own. Measured with 16 concurrent appenders of one event
- * each to new streams (3,000 appends, server CPU per append from /proc): 370-460 µs without group commit; 120-150 µs
- * with 1 in flight, 150-160 µs with 2, 185-195 µs with 4. Two keep the server's work per append near its minimum while
- * one batch's commit (its WAL flush) overlaps the next batch, and a batch held up by a lock does not hold up all.
+ * Statements in flight at once by default, each on a connection of its own. With 16 concurrent appenders of one event
+ * each to new streams (bench W1, 20,000 appends, same sessions): with 2 in flight, the caller of a statement that
+ * ended found the other slot busy and its own free, and went alone (`append_one`), so about half the statements carried one
+ * request (1,400-1,600 singles beside 1,270 batches of 15); with 1 in flight every statement is a batch of 15-16:
+ * client CPU per append 157-159 -> 123-143 us, server CPU 107-113 -> 71-87 us, W1 0.62-0.96x -> 1.08-1.09x raw-pg.
+ * A batch held up by a lock (up to append_batch's `lock_timeout`) holds up the queue behind it: `maxInFlight` raises
+ * the bound.
  */
-const maxInFlight = 2
+export const defaultMaxInFlight = 1
 
 /** How many times a raced request is sent again before it takes today's path (which retries on its own). */
 const maxTries = 50
@@ -97,6 +100,8 @@ export const make = (options: {
   readonly channel: string | null
   /** a positive integer (checked by the store), default `defaultMaxBatch` */
   readonly maxBatch: number | undefined
+  /** a positive integer (checked by the store), default `defaultMaxInFlight` */
+  readonly maxInFlight: number | undefined
   /** today's path for one prepared request */
   readonly single: (
     method: string,
@@ -114,6 +119,7 @@ export const make = (options: {
 }): GroupCommit => {
   const { checkCommitted, replayed, single, sql } = options
   const maxBatch = options.maxBatch ?? defaultMaxBatch
+  const maxInFlight = options.maxInFlight ?? defaultMaxInFlight
   const text = `select status, version, positions from ${options.s}.append_batch($1::text[], $2::text[], ` +
     `$3::bigint[], $4::jsonb, $5::timestamptz[], $6::text)`
   const queue: Array<Pending> = []

@@ -40,12 +40,15 @@ export const make = <R>(
         cause: new RangeError(`invalid pageSize ${String(pageSize)}`)
       })
     }
-    const maxBatch = typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined
-    if (maxBatch !== undefined && (!Number.isSafeInteger(maxBatch) || maxBatch < 1)) {
-      return yield* new EventStore.EventStoreError({
-        method: "make",
-        cause: new RangeError(`invalid groupCommit.maxBatch ${String(maxBatch)}`)
-      })
+    const groupCommit = typeof options.groupCommit === "object" ? options.groupCommit : {}
+    for (const key of ["maxBatch", "maxInFlight"] as const) {
+      const value = groupCommit[key]
+      if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
+        return yield* new EventStore.EventStoreError({
+          method: "make",
+          cause: new RangeError(`invalid groupCommit.${key} ${String(value)}`)
+        })
+      }
     }
     const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
     const watchdogInterval = Duration.decode(options.watchdogInterval ?? "10 seconds")
