@@ -88,6 +88,7 @@ export const make = <R>(
       withContext,
       versionOf: reader.versionOf,
       committed: notifier.committed,
+      notified: notifier.signal.wake,
       groupCommit: options.groupCommit
     })
 
