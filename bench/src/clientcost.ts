@@ -33,6 +33,15 @@ let position = 0
 let executed = 0
 const answer = (text: string, params: ReadonlyArray<unknown>): ReadonlyArray<object> => {
   executed++
+  if (text.startsWith("select") && text.includes(".append_batch(")) {
+    // group commit: one row per request (migration 6), each request's events one array of the JSON document
+    const requests = JSON.parse(params[3] as string) as Array<Array<unknown>>
+    return requests.map((events) => ({
+      status: "ok",
+      version: String(events.length),
+      positions: events.map(() => String(++position))
+    }))
+  }
   if (text.includes(".append")) {
     const ids = typeof params[3] === "string"
       ? (JSON.parse(params[3]) as Array<unknown>)

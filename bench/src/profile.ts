@@ -8,6 +8,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { Session as InspectorSession } from "node:inspector"
+import pg from "pg"
 import { freshDatabase, startServer } from "./db.js"
 import { deposit } from "./target.js"
 import type { Batch } from "./target.js"
@@ -19,6 +20,44 @@ const busyJiffies = (): { busy: number; total: number } => {
   const total = fields.reduce((a, b) => a + b, 0)
   const idle = fields[3]! + (fields[4] ?? 0)
   return { busy: total - idle, total }
+}
+
+/**
+ * The CPU time (user + system, in clock ticks: 10 ms each) of each server backend connected to the workload's
+ * database (pg_stat_activity), from /proc: the server's side of the appends. `undefined` when the server does not run
+ * on this machine.
+ */
+const backendTicks = async (url: string): Promise<Map<number, number> | undefined> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+    )
+    const ticks = new Map<number, number>()
+    for (const { pid } of rows) {
+      let stat: string
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      } catch {
+        return undefined
+      }
+      // the fields after "(command) ": utime and stime are the 12th and 13th
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      ticks.set(pid, Number(fields[11]) + Number(fields[12]))
+    }
+    return ticks
+  } finally {
+    await client.end()
+  }
+}
+
+/** The backends' CPU between two readings, in microseconds (a backend that started meanwhile counts in full). */
+const serverMicros = (before: Map<number, number> | undefined, after: Map<number, number> | undefined) => {
+  if (before === undefined || after === undefined) return undefined
+  let ticks = 0
+  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0)
+  return ticks * 10_000
 }
 
 const post = <T>(session: InspectorSession, method: string, params?: object) =>
@@ -115,6 +154,7 @@ const main = async () => {
       await post(inspector, "Profiler.setSamplingInterval", { interval: 100 })
       await post(inspector, "Profiler.start")
     }
+    const server0 = await backendTicks(db.url)
     const cpu0 = process.cpuUsage()
     const sys0 = busyJiffies()
     const t0 = performance.now()
@@ -122,6 +162,7 @@ const main = async () => {
     const elapsed = (performance.now() - t0) / 1000
     const cpu = process.cpuUsage(cpu0)
     const sys1 = busyJiffies()
+    const server1 = await backendTicks(db.url)
     const machineBusy = (sys1.busy - sys0.busy) / (sys1.total - sys0.total)
     const clientMs = (cpu.user + cpu.system) / 1000
     const appends = count
@@ -133,6 +174,10 @@ const main = async () => {
       clientCpuPerAppendUs: Math.round(clientMs * 1000 / appends),
       clientUserPerAppendUs: Math.round(cpu.user / appends),
       clientSystemPerAppendUs: Math.round(cpu.system / appends),
+      // the backends of the workload's database (ticks of 10 ms: coarse, but over thousands of appends)
+      serverCpuPerAppendUs: serverMicros(server0, server1) === undefined
+        ? "n/a"
+        : Math.round(serverMicros(server0, server1)! / appends),
       // both cores: busy fraction x 2 cores x elapsed, per append
       machineCpuPerAppendUs: Math.round(machineBusy * 2 * elapsed * 1e6 / appends),
       machineBusy: Math.round(machineBusy * 100) / 100

@@ -15,7 +15,7 @@
  *   lost while committing, the store checks by event id whether the batch was committed and returns the result or
  *   `CommitOutcomeUnknown`. An append joins the caller's `sql.withTransaction` (inside a savepoint).
  * - **Group commit** (`groupCommit`, default on): concurrent `append`s outside a transaction share statements. While
- *   a statement is in flight (two at most, each on its own connection), the appends that arrive queue up and go
+ *   a statement is in flight (one at a time by default, `maxInFlight`), the appends that arrive queue up and go
  *   together in the next one (`append_batch`, at most `maxBatch` of them): one transaction, one acquisition of the
  *   positions lock, one commit. Each append keeps its own outcome: a conflict, an idempotent replay or an
  *   `EventIdConflict` is that append's answer only, an append raced by another writer is sent again, and a lost
@@ -41,7 +41,9 @@
  *   it errors or ends (a server restart); a watchdog also pings it every `watchdogInterval`.
  *   `notify`: `"afterCommit"` (default) sends one coalesced `pg_notify` after commits; `"inTransaction"` sends it
  *   inside every append's transaction (PostgreSQL then serialises the commits of notifying transactions, about 3x
- *   fewer appends per second under concurrency); `"off"` relies on polling and in-process wake-ups.
+ *   fewer appends per second under concurrency); `"off"` relies on polling and in-process wake-ups. A group-commit
+ *   statement notifies inside its own transaction in both modes (one notification per batch, batches commit one
+ *   after another anyway), which spares `"afterCommit"` a statement per wake-up.
  * - **lock** holds a session advisory lock on a reserved connection until the scope closes. **withLock** runs its
  *   effect in one transaction that holds `pg_advisory_xact_lock` (the same lock): the store's reads and appends inside
  *   it run on that connection and commit together, so a locked command never needs a second connection. A
@@ -97,7 +99,9 @@ import * as internal from "./internal/store.js"
  * - `notify`: how appends wake subscribers of other processes (default `"afterCommit"`).
  * - `groupCommit`: whether concurrent `append`s share statements (default on; see the module docs). `false` turns it
  *   off: every append is a statement of its own. `{ maxBatch }` bounds the appends of one statement (a positive
- *   integer, default 64).
+ *   integer, default 64); `{ maxInFlight }` the group-commit statements in flight at once, each on a connection of
+ *   its own (a positive integer, default 1: more statements in flight carried fewer appends each and cost more CPU
+ *   per append in bench W1; more lets appends go on while one statement waits for a lock).
  *
  * @since 0.1.0
  * @category models
@@ -109,7 +113,10 @@ export interface Options<R = never> {
   readonly pollInterval?: Duration.DurationInput | undefined
   readonly watchdogInterval?: Duration.DurationInput | undefined
   readonly notify?: "afterCommit" | "inTransaction" | "off" | undefined
-  readonly groupCommit?: boolean | { readonly maxBatch?: number | undefined } | undefined
+  readonly groupCommit?:
+    | boolean
+    | { readonly maxBatch?: number | undefined; readonly maxInFlight?: number | undefined }
+    | undefined
 }
 
 /**

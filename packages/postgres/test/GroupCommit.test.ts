@@ -43,8 +43,9 @@ const recordingQueries = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 type Outcome = Either.Either<EventStore.AppendResult, EventStore.AppendError>
 
 /**
- * Runs `appends` concurrently while two blocker appends (one per statement that may be in flight) wait on the
- * positions lock: every one of `appends` queues, and they go together in the statement after a blocker's.
+ * Runs `appends` concurrently while two blocker appends wait on the positions lock (with `maxInFlight` 2, each alone in
+ * a statement; with 1, the first alone and the second queued): every one of `appends` queues, and they go together
+ * in the statement after a blocker's.
  */
 const forcedBatch = (
   store: EventStore.EventStore.Service,
@@ -194,7 +195,8 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
         const error = yield* Effect.flip(PostgresEventStore.make({ groupCommit: { maxBatch } }))
         assert.strictEqual(error._tag, "EventStoreError")
       }
-      const store = yield* PostgresEventStore.make({ groupCommit: { maxBatch: 3 } })
+      // two statements in flight: both blockers go alone, the 7 appends queue
+      const store = yield* PostgresEventStore.make({ groupCommit: { maxBatch: 3, maxInFlight: 2 } })
       const appends = [1, 2, 3, 4, 5, 6, 7].map((n) =>
         store.append(stream("bounded"), [ev(n)], ExpectedVersion.NoStream)
       )
@@ -202,6 +204,42 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
       // 7 queued requests: statements of 3, 3 and 1 (the last one alone, on the single-request path)
       assert.strictEqual(texts.filter((text) => text.includes(".append_batch(")).length, 2)
       for (const outcome of outcomes) assert.strictEqual(okOf(outcome).version, 1)
+    }))
+
+  it.scoped("groupCommit.maxInFlight: statements in flight at once (default 1); an invalid one is refused", () =>
+    Effect.gen(function*() {
+      for (const maxInFlight of [0, -1, 1.5, Number.NaN]) {
+        const error = yield* Effect.flip(PostgresEventStore.make({ groupCommit: { maxInFlight } }))
+        assert.strictEqual(error._tag, "EventStoreError")
+      }
+      for (const [maxInFlight, alone] of [[undefined, 1], [1, 1], [2, 2]] as const) {
+        const store = yield* PostgresEventStore.make({ groupCommit: { maxInFlight } })
+        const appends = [1, 2, 3].map((n) => store.append(stream("inflight"), [ev(n)], ExpectedVersion.NoStream))
+        const [outcomes, texts] = yield* recordingQueries(forcedBatch(store, appends))
+        for (const outcome of outcomes) assert.strictEqual(okOf(outcome).version, 1)
+        // the blockers that found a free slot went alone; the other blocker (if any) queued with the appends
+        assert.strictEqual(texts.filter((text) => text.includes(".append_one(")).length, alone, String(maxInFlight))
+        assert.strictEqual(texts.filter((text) => text.includes(".append_batch(")).length, 1, String(maxInFlight))
+      }
+    }))
+
+  it.scoped("a queued append whose caller is interrupted before its statement is left out of it", () =>
+    Effect.gen(function*() {
+      const store = yield* PostgresEventStore.make()
+      const id = stream("interrupted")
+      const kept = [1, 2].map((n) => store.append(stream("kept"), [ev(n)], ExpectedVersion.NoStream))
+      const queued = yield* Effect.forkDaemon(store.append(id, [ev(9)], ExpectedVersion.NoStream)).pipe(
+        // forked before the blockers' statements end: it queues behind them
+        Effect.delay("350 millis"),
+        Effect.fork
+      )
+      const outcomes = yield* forcedBatch(
+        store,
+        kept,
+        Effect.flatMap(Fiber.join(queued), (fiber) => Fiber.interrupt(fiber))
+      )
+      for (const outcome of outcomes) assert.strictEqual(okOf(outcome).version, 1)
+      assert.strictEqual(yield* store.streamVersion(id), 0)
     }))
 
   it.scoped("groupCommit: false sends every append alone", () =>

@@ -1,7 +1,7 @@
 /**
  * Group commit: concurrent single-stream appends (`append`, outside the caller's transaction, no inline projections)
- * share statements. While statements are in flight (`maxInFlight`, each on a connection of its own), the appends that
- * arrive queue up; when one is answered, the queue (up to `maxBatch` requests) goes in the next statement: one call
+ * share statements. While statements are in flight (`maxInFlight`, default 1, each on a connection of its own), the
+ * appends that arrive queue up; when one is answered, the queue (up to `maxBatch` requests) goes in the next statement: one call
  * of `append_batch` (migration 6), one transaction, one acquisition of the positions lock, one commit. An append that
  * finds a free slot is sent at once, alone, on the single-request path (`append_one`): no linger, nothing added when
  * idle.
@@ -35,10 +35,8 @@ import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import type { Prepared } from "./encoding.js"
 import { connectionFailure } from "./sqlErrors.js"
 
@@ -46,12 +44,15 @@ import { connectionFailure } from "./sqlErrors.js"
 export const defaultMaxBatch = 64
 
 /**
- * Statements in flight at once, each on a connection of its own. Measured with 16 concurrent appenders of one event
- * each to new streams (3,000 appends, server CPU per append from /proc): 370-460 µs without group commit; 120-150 µs
- * with 1 in flight, 150-160 µs with 2, 185-195 µs with 4. Two keep the server's work per append near its minimum while
- * one batch's commit (its WAL flush) overlaps the next batch, and a batch held up by a lock does not hold up all.
+ * Statements in flight at once by default, each on a connection of its own. With 16 concurrent appenders of one event
+ * each to new streams (bench W1, 20,000 appends, same sessions): with 2 in flight, the caller of a statement that
+ * ended found the other slot busy and its own free, and went alone (`append_one`), so about half the statements carried one
+ * request (1,400-1,600 singles beside 1,270 batches of 15); with 1 in flight every statement is a batch of 15-16:
+ * client CPU per append 157-159 -> 123-143 us, server CPU 107-113 -> 71-87 us, W1 0.62-0.96x -> 1.08-1.09x raw-pg.
+ * A batch held up by a lock (up to append_batch's `lock_timeout`) holds up the queue behind it: `maxInFlight` raises
+ * the bound.
  */
-const maxInFlight = 2
+export const defaultMaxInFlight = 1
 
 /** How many times a raced request is sent again before it takes today's path (which retries on its own). */
 const maxTries = 50
@@ -63,7 +64,13 @@ interface Pending {
   /** one request with at least one event (`prepared.one`): its params are those of `append_one` */
   readonly prepared: Prepared
   readonly tries: number
-  readonly done: Deferred.Deferred<EventStore.AppendResult, EventStore.AppendError>
+  /**
+   * The caller's wake-up (its fiber, suspended in `Effect.async`, runs the outcome it is given: whatever remains to
+   * be done for the request runs there); `undefined` until the caller is suspended.
+   */
+  resume: ((outcome: Outcome) => void) | undefined
+  /** an outcome settled before the caller was suspended */
+  early: Outcome | undefined
   /** the caller was interrupted before its request was sent: leave it out */
   cancelled: boolean
 }
@@ -77,10 +84,11 @@ interface Row {
 
 /** @internal */
 export interface GroupCommit {
+  /** one request of `append` (`prepared.one`): its result */
   readonly submit: (
     method: string,
     prepared: Prepared
-  ) => Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError>
+  ) => Effect.Effect<EventStore.AppendResult, EventStore.AppendError>
 }
 
 /** @internal */
@@ -92,6 +100,8 @@ export const make = (options: {
   readonly channel: string | null
   /** a positive integer (checked by the store), default `defaultMaxBatch` */
   readonly maxBatch: number | undefined
+  /** a positive integer (checked by the store), default `defaultMaxInFlight` */
+  readonly maxInFlight: number | undefined
   /** today's path for one prepared request */
   readonly single: (
     method: string,
@@ -109,6 +119,7 @@ export const make = (options: {
 }): GroupCommit => {
   const { checkCommitted, replayed, single, sql } = options
   const maxBatch = options.maxBatch ?? defaultMaxBatch
+  const maxInFlight = options.maxInFlight ?? defaultMaxInFlight
   const text = `select status, version, positions from ${options.s}.append_batch($1::text[], $2::text[], ` +
     `$3::bigint[], $4::jsonb, $5::timestamptz[], $6::text)`
   const queue: Array<Pending> = []
@@ -118,7 +129,14 @@ export const make = (options: {
     effect: Effect.Effect<ReadonlyArray<EventStore.AppendResult>, E>
   ): Effect.Effect<EventStore.AppendResult, E> => Effect.map(effect, (results) => results[0]!)
 
-  const settle = (pending: Pending, outcome: Outcome) => Deferred.unsafeDone(pending.done, outcome)
+  const settle = (pending: Pending, outcome: Outcome) => {
+    const resume = pending.resume
+    if (resume === undefined) pending.early = outcome
+    else {
+      pending.resume = undefined
+      resume(outcome)
+    }
+  }
 
   /** A request that did not get in: an idempotent replay of a committed append, or `otherwise`. */
   const unlessReplayed = (pending: Pending, otherwise: Outcome): Outcome =>
@@ -247,12 +265,22 @@ export const make = (options: {
     method,
     prepared,
     tries,
-    done: Deferred.unsafeMake(FiberId.none),
+    resume: undefined,
+    early: undefined,
     cancelled: false
   })
 
+  // one suspension per waiting caller (no Deferred, no finalizer): interrupting it runs the canceller
+  // (the callback takes one parameter: with two, `Effect.async` would make an AbortSignal for each call)
   const wait = (pending: Pending): Outcome =>
-    Effect.onInterrupt(Deferred.await(pending.done), () => Effect.sync(() => pending.cancelled = true))
+    Effect.async<EventStore.AppendResult, EventStore.AppendError>((resume) => {
+      if (pending.early !== undefined) return resume(pending.early)
+      pending.resume = resume
+      return Effect.sync(() => {
+        pending.cancelled = true
+        pending.resume = undefined
+      })
+    })
 
   const enqueue = (method: string, prepared: Prepared, tries: number): Outcome => {
     if (inFlight >= maxInFlight) {
@@ -272,6 +300,6 @@ export const make = (options: {
   }
 
   return {
-    submit: (method, prepared) => Effect.map(enqueue(method, prepared, 0), (result) => [result])
+    submit: (method, prepared) => enqueue(method, prepared, 0)
   }
 }

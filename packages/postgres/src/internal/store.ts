@@ -40,12 +40,15 @@ export const make = <R>(
         cause: new RangeError(`invalid pageSize ${String(pageSize)}`)
       })
     }
-    const maxBatch = typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined
-    if (maxBatch !== undefined && (!Number.isSafeInteger(maxBatch) || maxBatch < 1)) {
-      return yield* new EventStore.EventStoreError({
-        method: "make",
-        cause: new RangeError(`invalid groupCommit.maxBatch ${String(maxBatch)}`)
-      })
+    const groupCommit = typeof options.groupCommit === "object" ? options.groupCommit : {}
+    for (const key of ["maxBatch", "maxInFlight"] as const) {
+      const value = groupCommit[key]
+      if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
+        return yield* new EventStore.EventStoreError({
+          method: "make",
+          cause: new RangeError(`invalid groupCommit.${key} ${String(value)}`)
+        })
+      }
     }
     const pollInterval = Duration.decode(options.pollInterval ?? "1 second")
     const watchdogInterval = Duration.decode(options.watchdogInterval ?? "10 seconds")
@@ -76,7 +79,7 @@ export const make = <R>(
       signal: notifier.signal,
       startListener: notifier.startListener
     })
-    const commit = Appending.make({
+    const appender = Appending.make({
       sql,
       s,
       channel,
@@ -85,6 +88,7 @@ export const make = <R>(
       withContext,
       versionOf: reader.versionOf,
       committed: notifier.committed,
+      notified: notifier.signal.wake,
       groupCommit: options.groupCommit
     })
 
@@ -126,9 +130,8 @@ export const make = <R>(
 
     return EventStore.make({
       name: "postgres",
-      append: (streamId, events, expected) =>
-        Effect.map(commit("append", [{ streamId, events, expected }]), (results) => results[0]!),
-      appendMany: (requests) => commit("appendMany", requests),
+      append: appender.append,
+      appendMany: (requests) => appender.commit("appendMany", requests),
       read: reader.read,
       readForFold: reader.readForFold,
       streamVersion: (streamId) => reader.versionOf(streamId).pipe(Effect.mapError(storeError("streamVersion"))),
