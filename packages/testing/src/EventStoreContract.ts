@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import type * as EventStore from "@effect-eventsourcing/core/EventStore"
+import * as EventStore from "@effect-eventsourcing/core/EventStore"
 import { describe, layer } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
