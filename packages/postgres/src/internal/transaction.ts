@@ -95,9 +95,12 @@ export const isFatal = (error: SqlError): boolean => {
  * other failed statement our ROLLBACK or unlock follows, and its failure comes after the client's `error` event.
  * So `reserveSafely` sends one more statement on such a connection before releasing it: that statement fails only
  * after the client's `error` event, and the connection is released with the error, which makes pg-pool destroy it.
- * (Statements outside any reserved connection, the plain `sql` path of @effect/sql-pg, release without the error
- * and cannot be fixed here: a caller waiting for the pool when such a statement gets a fatal answer may get the
- * dead client once.)
+ * Not fixed here (upstream): a statement outside any reserved connection (the plain `sql` path of @effect/sql-pg:
+ * the store's reads, `streamVersion`, appends without inline projections, user statements) releases its client in
+ * pg's query callback, before the failure reaches any Effect code, and without the error: a caller waiting for the
+ * pool at that moment gets the dead client once ("Connection error: Connection terminated unexpectedly"). Pinned by
+ * the "upstream:" case of test/DeadConnections.test.ts. An idle pooled client whose backend dies is dropped by
+ * pg-pool's idle `error` listener (the FATAL answer arrives with no statement running).
  */
 const watchFatal = (conn: Connection, onFatal: () => void): Connection => {
   const watch = (error: SqlError) => {
