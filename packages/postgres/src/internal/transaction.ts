@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 
 /**
  * Runs `effect` on the pool even when the caller is inside a transaction: for reads that must see committed
@@ -57,10 +58,65 @@ export const reserveSafely = (sql: SqlClient.SqlClient): Effect.Effect<Connectio
         yield* Scope.close(own, exit)
         return yield* exit
       }
+      const conn = exit.value
+      let fatal = false
+      // runs before the release (finalizers run last-added first)
+      yield* Scope.addFinalizer(
+        own,
+        Effect.suspend(() => fatal ? Effect.ignore(conn.executeUnprepared("select 1", [], undefined)) : Effect.void)
+      )
       yield* Scope.addFinalizer(scope, Scope.close(own, Exit.void))
-      return exit.value
+      return watchFatal(conn, () => {
+        fatal = true
+      })
     })
   )
+
+/**
+ * Whether the server ended the session with this answer (`pg`'s `DatabaseError.severity` `FATAL` or `PANIC`, e.g.
+ * 57P01 after `pg_terminate_backend`, or a server shutdown).
+ */
+export const isFatal = (error: SqlError): boolean => {
+  const cause: unknown = error.cause
+  return typeof cause === "object" && cause !== null && "severity" in cause &&
+    (cause.severity === "FATAL" || cause.severity === "PANIC")
+}
+
+/**
+ * `conn`, calling `onFatal` when one of its statements gets a fatal answer (`isFatal`).
+ *
+ * Why (pg 8.23 / pg-pool 3, under @effect/sql-pg 0.53): when the backend ends the session while a statement runs
+ * (`pg_terminate_backend`, a shutdown), its `FATAL` answer goes to that statement only; the client still counts as
+ * queryable until the socket's end is read a moment later. A reserved connection is released with the error seen
+ * by its `error` listener, and there is none yet: pg-pool keeps the client and hands it to the next waiting caller,
+ * whose statement then fails with "Connection error: Connection terminated unexpectedly" (for a `withLock` or
+ * transaction waiter: an `EventStoreError`, or a `CommitOutcomeUnknown` for an append that never began). This
+ * happens when the failed statement was the last one on the connection: a COMMIT killed while it runs; after any
+ * other failed statement our ROLLBACK or unlock follows, and its failure comes after the client's `error` event.
+ * So `reserveSafely` sends one more statement on such a connection before releasing it: that statement fails only
+ * after the client's `error` event, and the connection is released with the error, which makes pg-pool destroy it.
+ * Not fixed here (upstream): a statement outside any reserved connection (the plain `sql` path of @effect/sql-pg:
+ * the store's reads, `streamVersion`, appends without inline projections, user statements) releases its client in
+ * pg's query callback, before the failure reaches any Effect code, and without the error: a caller waiting for the
+ * pool at that moment gets the dead client once ("Connection error: Connection terminated unexpectedly"). Pinned by
+ * the "upstream:" case of test/DeadConnections.test.ts. An idle pooled client whose backend dies is dropped by
+ * pg-pool's idle `error` listener (the FATAL answer arrives with no statement running).
+ */
+const watchFatal = (conn: Connection, onFatal: () => void): Connection => {
+  const watch = (error: SqlError) => {
+    if (isFatal(error)) onFatal()
+  }
+  const tap = <A>(effect: Effect.Effect<A, SqlError>) =>
+    Effect.tapError(effect, (error) => Effect.sync(() => watch(error)))
+  return {
+    execute: (sql, params, transformRows) => tap(conn.execute(sql, params, transformRows)),
+    executeRaw: (sql, params) => tap(conn.executeRaw(sql, params)),
+    executeStream: (sql, params, transformRows) =>
+      Stream.tapError(conn.executeStream(sql, params, transformRows), (error) => Effect.sync(() => watch(error))),
+    executeValues: (sql, params) => tap(conn.executeValues(sql, params)),
+    executeUnprepared: (sql, params, transformRows) => tap(conn.executeUnprepared(sql, params, transformRows))
+  }
+}
 
 /** The `SAVEPOINT` names of `@effect/sql`, so that its nested `sql.withTransaction` and ours interleave. */
 const savepointName = (depth: number) => `effect_sql_${depth}`
