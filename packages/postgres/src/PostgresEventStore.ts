@@ -42,8 +42,9 @@
  *   `notify`: `"afterCommit"` (default) sends one coalesced `pg_notify` after commits; `"inTransaction"` sends it
  *   inside every append's transaction (PostgreSQL then serialises the commits of notifying transactions, about 3x
  *   fewer appends per second under concurrency); `"off"` relies on polling and in-process wake-ups. A group-commit
- *   statement notifies inside its own transaction in both modes (one notification per batch, batches commit one
- *   after another anyway), which spares `"afterCommit"` a statement per wake-up.
+ *   statement, and an `append` the group commit sends alone, notifies inside its own transaction in both modes (one
+ *   notification per statement; such statements commit one after another anyway), which spares `"afterCommit"` a
+ *   statement per wake-up.
  * - **lock** holds a session advisory lock on a reserved connection until the scope closes. **withLock** runs its
  *   effect in one transaction that holds `pg_advisory_xact_lock` (the same lock): the store's reads and appends inside
  *   it run on that connection and commit together, so a locked command never needs a second connection. A

@@ -278,7 +278,11 @@ export const make = <R>(options: {
     }
   }
 
-  const committed = (prepared: Prepared, rows: Rows): ReadonlyArray<EventStore.AppendResult> => {
+  const committed = (
+    prepared: Prepared,
+    rows: Rows,
+    notifiedInside: boolean
+  ): ReadonlyArray<EventStore.AppendResult> => {
     let top = 0
     const results = new Array<EventStore.AppendResult>(rows.length)
     for (let i = 0; i < rows.length; i++) {
@@ -288,7 +292,7 @@ export const make = <R>(options: {
       if (position > top) top = position
       results[i] = { version: Number(row.version), position }
     }
-    if (top > 0) options.committed(top)
+    if (top > 0) (notifiedInside ? options.notified : options.committed)(top)
     return results
   }
 
@@ -296,7 +300,8 @@ export const make = <R>(options: {
   const single = (
     method: string,
     prepared: Prepared,
-    joined: boolean
+    joined: boolean,
+    notifiedInside = notifyMode === "inTransaction"
   ): Effect.Effect<ReadonlyArray<EventStore.AppendResult>, EventStore.AppendError> => {
     const requests = prepared.requests
     const call = sql.unsafe<Rows[number]>(prepared.one ? appendOneSql : appendManySql, prepared.params)
@@ -327,7 +332,7 @@ export const make = <R>(options: {
       left === 0 ? run : Effect.catchIf(run, isVersionKeyViolation, () => attempt(left - 1))
     return Effect.matchEffect(attempt(retries), {
       onFailure: (error) => failed(method, prepared, joined, error),
-      onSuccess: (rows) => Effect.succeed(committed(prepared, rows))
+      onSuccess: (rows) => Effect.succeed(committed(prepared, rows, notifiedInside))
     })
   }
 
@@ -341,13 +346,19 @@ export const make = <R>(options: {
     channel: notifyMode === "off" ? null : channel,
     maxBatch: typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined,
     maxInFlight: typeof options.groupCommit === "object" ? options.groupCommit.maxInFlight : undefined,
-    single: (method, prepared) => single(method, prepared, false),
+    // a request sent alone by the batcher notifies inside its transaction too (`append` prepares it with the
+    // channel): at most `maxInFlight` such statements run at once, so their commits do not queue behind each other,
+    // and with "afterCommit" a lone append is not followed by a `pg_notify` statement of its own — a second round
+    // trip per append for a single writer (bench W6), competing with the writer's next statement (W4w's load)
+    single: (method, prepared) => single(method, prepared, false, notifyMode !== "off"),
     replayed,
     checkCommitted,
     committed: notifyMode === "afterCommit" ? options.notified : options.committed
   })
 
   const channelParam = notifyMode === "inTransaction" ? channel : null
+  /** the channel of an append that may be sent alone by the batcher (see `single` above) */
+  const batchChannel = notifyMode === "off" ? null : channel
 
   // The hot path of every append: one fiber-runtime step reads the clock and the caller's transaction (if any),
   // the requests are encoded synchronously, then exactly one statement runs (alone, or in a group commit).
@@ -391,13 +402,14 @@ export const make = <R>(options: {
       Effect.withFiberRuntime((fiber) => {
         const millis = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
         const requests = [{ streamId, events, expected }]
-        const prepared = prepare("append", requests, millis, channelParam)
+        const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
+        const batched = batcher !== undefined && !joined
+        const prepared = prepare("append", requests, millis, batched ? batchChannel : channelParam)
         if (typeof prepared === "number") return neverMatches("append", requests[prepared]!)
         if (prepared instanceof EventStore.EventStoreError) return Effect.fail(prepared)
-        const joined = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)._tag === "Some"
-        return batcher !== undefined && !joined && prepared.one
+        return batched && prepared.one
           ? batcher.submit("append", prepared)
-          : Effect.map(single("append", prepared, joined), first)
+          : Effect.map(single("append", prepared, joined, batched ? notifyMode !== "off" : undefined), first)
       })
   }
 }
