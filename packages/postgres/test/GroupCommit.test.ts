@@ -139,7 +139,8 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
       const by = new Map(requests.map(([name], i) => [name, outcomes[i]!]))
       const at = (name: string) => by.get(name)!
 
-      // every request of the mix went in ONE statement
+      // every queued request of the mix went in ONE statement (the second NoStream of `shared` and the Exact of
+      // `existing` found a request of their stream waiting, and went alone: see the next test)
       assert.strictEqual(texts.filter((text) => text.includes(".append_batch(")).length, 1)
 
       assert.strictEqual(okOf(at("fresh")).version, 2)
@@ -187,6 +188,44 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
       // positions ascend with no duplicates
       const positions = all.map((event) => event.position)
       assert.deepStrictEqual(positions, [...positions].sort((a, b) => a - b))
+    }))
+
+  it.scoped("an Exact or NoStream append to a stream with a request waiting is sent at once, alone; Any queues", () =>
+    Effect.gen(function*() {
+      const store = yield* PostgresEventStore.make()
+      const contended = stream("contended")
+      const other = stream("other")
+      yield* store.append(contended, [ev(1)], ExpectedVersion.NoStream)
+      const sql = yield* SqlClient.SqlClient
+      const [outcomes, texts] = yield* recordingQueries(Effect.scoped(Effect.gen(function*() {
+        const holder = yield* sql.reserve
+        yield* holder.executeUnprepared(`select pg_advisory_lock(${positionsKey})`, [], undefined)
+        // the first takes the free slot (its statement waits on the positions lock); the second and third find it
+        // waiting: the Exact one is sent at once, the Any one queues behind the statement in flight
+        const first = yield* Effect.fork(Effect.either(store.append(contended, [ev(2)], ExpectedVersion.Exact(1))))
+        yield* Effect.sleep("200 millis")
+        const second = yield* Effect.fork(Effect.either(store.append(contended, [ev(3)], ExpectedVersion.Exact(1))))
+        const third = yield* Effect.fork(Effect.either(store.append(contended, [ev(4)], ExpectedVersion.Any)))
+        const elsewhere = yield* Effect.fork(Effect.either(store.append(other, [ev(5)], ExpectedVersion.NoStream)))
+        yield* Effect.sleep("300 millis")
+        yield* holder.executeUnprepared(`select pg_advisory_unlock(${positionsKey})`, [], undefined)
+        return yield* Effect.forEach([first, second, third, elsewhere], Fiber.join)
+      })))
+      // statements: the first's and the second's `append_one`, both sent before the lock was released (queued, the
+      // second would have gone in the batch); then one `append_batch` for the Any request and the other stream's
+      // (queued together), and the loser's `append_one` again (the unique key violated: its check runs again)
+      const appends = texts.filter((text) => text.includes(".append_"))
+      assert.isTrue(appends[0]!.includes(".append_one(") && appends[1]!.includes(".append_one("), appends.join("\n"))
+      assert.strictEqual(appends.filter((text) => text.includes(".append_batch(")).length, 1)
+      // one of the two Exact(1) wins, the other conflicts (with version 2, or 3 when the Any committed before its
+      // check); the Any goes on after the winner
+      const exacts = [outcomes[0]!, outcomes[1]!]
+      assert.strictEqual(exacts.filter(Either.isRight).length, 1)
+      assert.strictEqual(okOf(exacts.find(Either.isRight)!).version, 2)
+      assert.include([2, 3], conflictOf(exacts.find(Either.isLeft)!).actual)
+      assert.strictEqual(okOf(outcomes[2]!).version, 3)
+      assert.strictEqual(okOf(outcomes[3]!).version, 1)
+      assert.strictEqual(yield* store.streamVersion(contended), 3)
     }))
 
   it.scoped("groupCommit.maxBatch bounds a statement's requests; an invalid one is refused", () =>
