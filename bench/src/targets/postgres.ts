@@ -1,7 +1,8 @@
 /**
  * Our PostgreSQL store: `PostgresEventStore.layer()` (default options: schema `event_store`, pages of 500 rows,
  * one coalesced NOTIFY after commits) over `PgClient.layer` with the workload's pool size. Variants: `-cached`
- * (W3 through the aggregate cache too), `-snapshots`.
+ * (W3 through the aggregate cache too), `-snapshots`. `BENCH_GROUP_COMMIT=off` runs `postgres` with `groupCommit: false`
+ * (for A/B runs of the group commit; never in the reported runs).
  */
 import { PostgresEventStore, PostgresSnapshotStore } from "@effect-eventsourcing/postgres"
 import { PgClient } from "@effect/sql-pg"
@@ -15,7 +16,7 @@ export const postgres: Target = {
   database: true,
   open: (url, pool) =>
     effectSession(
-      PostgresEventStore.layer().pipe(
+      PostgresEventStore.layer(process.env.BENCH_GROUP_COMMIT === "off" ? { groupCommit: false } : {}).pipe(
         Layer.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: pool }))
       )
     )

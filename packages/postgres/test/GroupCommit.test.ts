@@ -20,9 +20,8 @@ const ev = (n: number, id?: string): EventStore.EventData =>
   id === undefined ? { type: "Deposited", data: { amount: n } } : { id, type: "Deposited", data: { amount: n } }
 
 /** Records the `db.query.text` of every `sql.execute` span of the effect it wraps (and of fibers it forks). */
-const recordingQueries = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+const recordingQueries = <A, E, R>(effect: Effect.Effect<A, E, R>, texts: Array<string> = []) =>
   Effect.flatMap(Effect.tracer, (tracer) => {
-    const texts: Array<string> = []
     const recording = Tracer.make({
       context: tracer.context,
       span: (name, parent, context, links, startTime, kind, options) => {
@@ -226,6 +225,41 @@ layer(Database.layer, { excludeTestServices: true, timeout: "60 seconds" })("Pos
       assert.strictEqual(okOf(outcomes[2]!).version, 3)
       assert.strictEqual(okOf(outcomes[3]!).version, 1)
       assert.strictEqual(yield* store.streamVersion(contended), 3)
+    }))
+
+  it.scoped("an append of 16 events or more is sent at once, alone; smaller ones queue", () =>
+    Effect.gen(function*() {
+      const store = yield* PostgresEventStore.make()
+      const sql = yield* SqlClient.SqlClient
+      const events = (n: number) => Array.from({ length: n }, (_, i) => ev(i + 1))
+      const texts: Array<string> = []
+      const [[sentBefore, all]] = yield* recordingQueries(
+        Effect.scoped(Effect.gen(function*() {
+          const holder = yield* sql.reserve
+          yield* holder.executeUnprepared(`select pg_advisory_lock(${positionsKey})`, [], undefined)
+          const blocker = yield* Effect.fork(
+            Effect.either(store.append(stream("blocker"), [ev(1)], ExpectedVersion.NoStream))
+          )
+          yield* Effect.sleep("200 millis")
+          const appends = yield* Effect.forEach(
+            [16, 15, 2],
+            (n) => Effect.fork(Effect.either(store.append(stream(`size${n}_`), events(n), ExpectedVersion.NoStream)))
+          )
+          yield* Effect.sleep("300 millis")
+          // while the lock is held: the blocker's statement and the 16-event one's have been sent, nothing else
+          const sentBefore = texts.filter((text) => text.includes(".append_")).length
+          yield* holder.executeUnprepared(`select pg_advisory_unlock(${positionsKey})`, [], undefined)
+          const all = yield* Effect.forEach([blocker, ...appends], Fiber.join)
+          return [sentBefore, all] as const
+        })),
+        texts
+      )
+      assert.strictEqual(sentBefore, 2)
+      const appends = texts.filter((text) => text.includes(".append_"))
+      assert.strictEqual(appends.filter((text) => text.includes(".append_one(")).length, 2)
+      // the 15-event and the 2-event appends went together
+      assert.strictEqual(appends.filter((text) => text.includes(".append_batch(")).length, 1)
+      assert.deepStrictEqual(all.map((outcome) => okOf(outcome).version), [1, 16, 15, 2])
     }))
 
   it.scoped("groupCommit.maxBatch bounds a statement's requests; an invalid one is refused", () =>
