@@ -14,7 +14,7 @@ rmSync(`${here}dist`, { recursive: true, force: true })
 await build({
   absWorkingDir: here,
   // main, the M1 child and the G1 member; profile.ts for CPU profiles of the code as the bench runs it
-  entryPoints: ["src/main.ts", "src/m1.ts", "src/g1member.ts", "src/profile.ts"],
+  entryPoints: ["src/main.ts", "src/m1.ts", "src/g1member.ts", "src/profile.ts", "src/m1shapes.ts"],
   outdir: "dist",
   bundle: true,
   splitting: true,
