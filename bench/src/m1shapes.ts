@@ -5,7 +5,8 @@
  * - `readAll`  the store's readAll as a Stream
  * - `sql`      the store's page query through @effect/sql (`sql.unsafe`, pooled: a connection per statement)
  * - `nospan`   the same with the tracer disabled; `values` the same as arrays (`.values`)
- * - `reserve`  the same statements on ONE reserved connection (`sql.reserve`, `execute`)
+ * - `reserve`  the same statements on ONE reserved connection (`sql.reserve`, `execute`); `reservePage` a
+ *              connection reserved per page
  * - `effpg`    the same query through a plain pg.Pool (`pool.query`) inside the Effect runtime
  * - `effcb`    the same through pool.connect / client.query / release callbacks inside the Effect runtime
  * - `pg`       the same through a plain pg.Pool without Effect
