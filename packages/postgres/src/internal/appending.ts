@@ -347,9 +347,12 @@ export const make = <R>(options: {
     maxBatch: typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined,
     maxInFlight: typeof options.groupCommit === "object" ? options.groupCommit.maxInFlight : undefined,
     // a request sent alone by the batcher notifies inside its transaction too (`append` prepares it with the
-    // channel): at most `maxInFlight` such statements run at once, so their commits do not queue behind each other,
-    // and with "afterCommit" a lone append is not followed by a `pg_notify` statement of its own — a second round
-    // trip per append for a single writer (bench W6), competing with the writer's next statement (W4w's load)
+    // channel): with "afterCommit" a lone append is then not followed by a `pg_notify` statement of its own — a
+    // second round trip per append for a single writer (bench W6), competing with the writer's next statement (W4w's
+    // load). Such statements run at most `maxInFlight` at once, plus those sent beside the batches (see
+    // `groupCommit.ts`): an `Exact`/`NoStream` append behind another of its stream, which commits only when that one
+    // failed, and appends of 16 events or more, whose commit outweighs waiting for another notifying commit (W2 and
+    // W3 were measured with it)
     single: (method, prepared) => single(method, prepared, false, notifyMode !== "off"),
     replayed,
     checkCommitted,
