@@ -336,6 +336,9 @@ export const make = <R>(options: {
     })
   }
 
+  /** the channel of an append that may go through the batcher: its statements notify inside their transactions */
+  const batchChannel = notifyMode === "off" ? null : channel
+
   // concurrent single-stream appends outside a transaction, without inline projections: one statement for many
   const batcher = options.groupCommit === false || inline.length > 0 ? undefined : GroupCommit.make({
     sql,
@@ -343,7 +346,7 @@ export const make = <R>(options: {
     // a batch notifies inside its transaction in both modes: once per batch, and with one batch in flight at a time
     // the serialised commits of notifying transactions cost nothing; "afterCommit"'s separate statement per wake-up
     // (about one per two batches in bench W1) is spared
-    channel: notifyMode === "off" ? null : channel,
+    channel: batchChannel,
     maxBatch: typeof options.groupCommit === "object" ? options.groupCommit.maxBatch : undefined,
     maxInFlight: typeof options.groupCommit === "object" ? options.groupCommit.maxInFlight : undefined,
     // a request sent alone by the batcher notifies inside its transaction too (`append` prepares it with the
@@ -360,8 +363,6 @@ export const make = <R>(options: {
   })
 
   const channelParam = notifyMode === "inTransaction" ? channel : null
-  /** the channel of an append that may be sent alone by the batcher (see `single` above) */
-  const batchChannel = notifyMode === "off" ? null : channel
 
   // The hot path of every append: one fiber-runtime step reads the clock and the caller's transaction (if any),
   // the requests are encoded synchronously, then exactly one statement runs (alone, or in a group commit).
